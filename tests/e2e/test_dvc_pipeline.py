@@ -1,0 +1,54 @@
+"""``dvc repro`` on the ci profile, in a throw-away copy of this repository, as a user would run it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ..conftest import REPO
+
+
+def sh(cmd, cwd, env):
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
+    assert res.returncode == 0, f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory, real_cache):
+    dst = tmp_path_factory.mktemp("clone") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SAFIN_OFFLINE": "1", "CI": "true", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    sh("git init -q && git add -A && git commit -qm copy", dst, env)
+    return dst, env
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_ci_profile(repo_copy):
+    repo, env = repo_copy
+    sh([sys.executable, "-m", "pipeline.cli", "profile", "ci"], repo, env)
+    out = sh(["dvc", "repro"], repo, env)
+    assert "Running stage 'fetch_weights'" in out and "Running stage 'fetch_data'" in out
+    manifest = json.loads((repo / "outputs/weights/manifest.json").read_text())
+    assert set(manifest) == {"vgg19", "vgg19_normalised", "alexnet"}
+    content = sorted((repo / "outputs/data/content").glob("*.jpg"))
+    style = sorted((repo / "outputs/data/style").glob("*.jpg"))
+    assert (len(content), len(style)) == (34, 21)
+    assert Image.open(content[0]).size == (128, 128)
+    report = json.loads((repo / "outputs/data/style/report.json").read_text())
+    assert report["unreadable"] == []
+    assert (repo / "dvc.lock").exists()
+    again = sh(["dvc", "repro"], repo, env)
+    assert "Running stage" not in again  # nothing changed: nothing re-runs

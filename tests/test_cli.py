@@ -1,0 +1,50 @@
+"""The ``safin`` console script, as a user runs it."""
+import os
+import shutil
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def run(*args, cwd=REPO, env=None):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("safin", path=os.path.dirname(sys.executable))
+    assert exe, "the 'safin' console script should be installed next to the interpreter"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "fetch-weights" in out.stdout and "fetch-data" in out.stdout
+
+
+def test_fetch_weights_prints_source_and_checksums_offline(real_cache):
+    from safin.assets import REGISTRY
+
+    res = run("fetch-weights", env={"SAFIN_OFFLINE": "1"})
+    assert res.returncode == 0, res.stderr
+    for name in ("vgg19", "vgg19_normalised", "alexnet"):
+        assert f"{name}: " in res.stdout
+        assert REGISTRY[name].tensor_sha256 in res.stdout
+    assert res.stdout.count("from ") >= 3 and "file sha256" in res.stdout
+
+
+def test_unknown_asset_is_an_error():
+    res = run("fetch-weights", "--asset", "resnet")
+    assert res.returncode == 1 and "unknown asset 'resnet'" in res.stderr
+
+
+def test_prepare_images_cli_reports_unreadable(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(REPO / "data/sample/content/coffee.jpg", src / "coffee.jpg")
+    (src / "bad.png").write_bytes(b"nope")
+    res = run("prepare-images", str(src), str(tmp_path / "out"), "--size", "32", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    assert "2 images found" in res.stdout and "1 unreadable" in res.stdout and "bad.png" in res.stdout
+
+
+def test_profile_without_name_shows_the_active_one():
+    res = run("profile")
+    assert res.returncode == 0 and "active profile: demo" in res.stdout
