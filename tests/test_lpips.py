@@ -4,9 +4,9 @@ import torch
 from evaluation.metrics import lpips
 from safin.imageio import load_image
 
-from .conftest import SHARED
+from .conftest import REPO
 
-EXAMPLES = SHARED / "data" / "lpips-examples"
+EXAMPLES = REPO / "tests" / "fixtures" / "lpips"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,117 @@
+"""Feature-space operations shared by the methods: instance statistics, AdaIN, attention, CORAL, WCT."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: eps of every reference implementation's ``calc_mean_std`` (added to the unbiased variance).
+EPS = 1e-5
+
+
+def calc_mean_std(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and std of a (B, C, H, W) map, each (B, C, 1, 1).
+
+    std = sqrt(unbiased variance + eps), exactly as pytorch-AdaIN, SANet and SAFIN compute it.
+    """
+    b, c = x.shape[:2]
+    flat = x.reshape(b, c, -1)
+    var = flat.var(dim=2, unbiased=True) + eps
+    return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
+
+
+def mean_variance_norm(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Channel-wise instance normalisation without affine parameters (SANet's ``mvn``)."""
+    mean, std = calc_mean_std(x, eps)
+    return (x - mean) / std
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Adaptive instance normalisation: content normalised, then given the style's mean and std."""
+    c_mean, c_std = calc_mean_std(content, eps)
+    s_mean, s_std = calc_mean_std(style, eps)
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float = 1.0,
+              memory_efficient: bool = True, chunk: int = 4096) -> torch.Tensor:
+    """softmax(q kᵀ · scale) v over key positions, for q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv).
+
+    SANet and SAFIN use ``scale=1`` (no 1/√C). The memory-efficient path never holds the full
+    (Nq × Nk) map: it uses PyTorch's fused ``scaled_dot_product_attention`` (blockwise, online
+    softmax) and falls back to processing ``chunk`` queries at a time. ``memory_efficient=False`` is
+    the plain reference computation (used as the naive path and to test equality).
+    """
+    if not memory_efficient:
+        return torch.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1).bmm(v)
+    try:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    except RuntimeError:  # pragma: no cover - kernel unavailable for this dtype/device
+        out = [torch.softmax(torch.bmm(q[:, i:i + chunk], k.transpose(1, 2)) * scale, dim=-1).bmm(v)
+               for i in range(0, q.shape[1], chunk)]
+        return torch.cat(out, dim=1)
+
+
+def _matrix_sqrt_and_inv_sqrt(cov: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    evals, evecs = torch.linalg.eigh(cov)
+    keep = evals > eps
+    evals = torch.where(keep, evals, torch.ones_like(evals))
+    sqrt_d = torch.where(keep, evals.sqrt(), torch.zeros_like(evals))
+    inv_sqrt_d = torch.where(keep, evals.rsqrt(), torch.zeros_like(evals))
+    return (evecs * sqrt_d) @ evecs.T, (evecs * inv_sqrt_d) @ evecs.T
+
+
+def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Colour transfer by CORAL: give ``source`` (3, H, W) the RGB mean and covariance of ``target``.
+
+    Used for colour preservation: the *style* image takes the *content's* colours before
+    stylization (as pytorch-AdaIN and SAFIN's ``--preserve_color`` do).
+    """
+    def stats(img: torch.Tensor):
+        flat = img.reshape(3, -1).double()
+        mean = flat.mean(dim=1, keepdim=True)
+        centred = flat - mean
+        return flat, mean, centred @ centred.T / max(flat.shape[1] - 1, 1) + eps * torch.eye(3, dtype=flat.dtype)
+
+    _, s_mean, s_cov = stats(source)
+    _, t_mean, t_cov = stats(target)
+    _, s_inv_sqrt = _matrix_sqrt_and_inv_sqrt(s_cov, 0.0)
+    t_sqrt, _ = _matrix_sqrt_and_inv_sqrt(t_cov, 0.0)
+    flat = source.reshape(3, -1).double()
+    out = t_sqrt @ (s_inv_sqrt @ (flat - s_mean)) + t_mean
+    return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def whiten_colour(content: torch.Tensor, style: torch.Tensor, *, eps: float = 1e-5,
+                  content_identity: bool = False, naive: bool = False) -> torch.Tensor:
+    """The whitening–colouring transform (Li et al. 2017) of one (C, H, W) content map by a style map.
+
+    Fast path: covariances in float32 (float64 only when the channel count is large relative to the
+    number of positions), a symmetric eigensolver (``eigh``) on the tensor's device, eigenvalues
+    below ``eps`` cut. ``naive=True`` is what PytorchWCT does: float64 ``torch.svd`` on the CPU.
+    ``content_identity`` adds I to the content covariance (PytorchWCT's deviation from the official
+    Torch code, which has no +I).
+    """
+    c, h, w = content.shape
+    cf = content.reshape(c, -1)
+    sf = style.reshape(style.shape[0], -1)
+    dtype = torch.float64 if naive else torch.float32
+    device = torch.device("cpu") if naive else content.device
+    cf, sf = cf.to(device, dtype), sf.to(device, dtype)
+    c_mean, s_mean = cf.mean(1, keepdim=True), sf.mean(1, keepdim=True)
+    cf_c, sf_c = cf - c_mean, sf - s_mean
+    c_cov = cf_c @ cf_c.T / max(cf.shape[1] - 1, 1)
+    s_cov = sf_c @ sf_c.T / max(sf.shape[1] - 1, 1)
+    if content_identity:
+        c_cov = c_cov + torch.eye(c, dtype=dtype, device=device)
+    if naive:
+        _, c_e, c_v = torch.svd(c_cov, some=False)
+        _, s_e, s_v = torch.svd(s_cov, some=False)
+        k_c = int((c_e > eps).sum())
+        k_s = int((s_e > eps).sum())
+        whiten = c_v[:, :k_c] @ torch.diag(c_e[:k_c].pow(-0.5)) @ c_v[:, :k_c].T
+        colour = s_v[:, :k_s] @ torch.diag(s_e[:k_s].sqrt()) @ s_v[:, :k_s].T
+    else:
+        _, whiten = _matrix_sqrt_and_inv_sqrt(c_cov, eps)
+        colour, _ = _matrix_sqrt_and_inv_sqrt(s_cov, eps)
+    out = colour @ (whiten @ cf_c) + s_mean
+    return out.reshape(c, h, w).to(content.device, content.dtype)
