@@ -89,3 +89,118 @@ class VGG19Encoder(nn.Module):
                 if len(out) == len(wanted):
                     break
         return {t: out[t] for t in taps}
+
+
+class WaveVGGEncoder(nn.Module):
+    """VGG-19 to relu4_1 with Haar wavelet pooling instead of max pooling (SAFIN's / WCT2's encoder).
+
+    Same conv layers and names (``conv0`` .. ``conv4_1``) as :class:`VGG19Encoder`, so it takes the
+    same (normalised) weights. Only the LL band continues down; LH, HL, HH are skips for the decoder.
+    """
+
+    BLOCK_CONVS = {1: ("conv1_1", "conv1_2"), 2: ("conv2_1", "conv2_2"),
+                   3: ("conv3_1", "conv3_2", "conv3_3", "conv3_4"), 4: ("conv4_1",)}
+
+    def __init__(self, trainable: bool = False):
+        from .wavelet import WavePool
+
+        super().__init__()
+        self.conv0 = nn.Conv2d(3, 3, 1)
+        w, b = preprocessing_conv0()
+        with torch.no_grad():
+            self.conv0.weight.copy_(w)
+            self.conv0.bias.copy_(b)
+        shapes = conv_shapes()
+        for names in self.BLOCK_CONVS.values():
+            for name in names:
+                self.add_module(name, nn.Conv2d(*shapes[name], 3, padding=0))
+        self.pool1, self.pool2, self.pool3 = WavePool(64), WavePool(128), WavePool(256)
+        for p in self.parameters():
+            p.requires_grad_(trainable)
+
+    def _conv(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        return F.relu(getattr(self, name)(F.pad(h, (1, 1, 1, 1), mode="reflect")))
+
+    def block(self, level: int, h: torch.Tensor, first_tap: dict | None = None):
+        """Run block ``level`` (1..3) on ``h``; returns (LL, (LH, HL, HH)). Block 1 starts from RGB.
+        ``first_tap``, if given, receives ``reluN_1`` (the block's first activation)."""
+        if level == 1:
+            h = self.conv0(h)
+        for i, name in enumerate(self.BLOCK_CONVS[level]):
+            h = self._conv(name, h)
+            if i == 0 and first_tap is not None:
+                first_tap[f"relu{level}_1"] = h
+        ll, lh, hl, hh = getattr(self, f"pool{level}")(h)
+        return ll, (lh, hl, hh)
+
+    def relu4_1(self, ll3: torch.Tensor) -> torch.Tensor:
+        return self._conv("conv4_1", ll3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything of one plain pass: taps ``relu1_1``..``relu4_1``, ``ll1``..``ll3`` and
+        ``skips1``..``skips3`` (tuples of LH, HL, HH)."""
+        out: dict = {}
+        h = x
+        for level in (1, 2, 3):
+            h, skips = self.block(level, h, out)
+            out[f"ll{level}"], out[f"skips{level}"] = h, skips
+        out["relu4_1"] = self.relu4_1(h)
+        return out
+
+    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[relu1_1, relu2_1, relu3_1, relu4_1] on the LL path (the loss network)."""
+        out = self.forward(x)
+        return [out[f"relu{i}_1"] for i in (1, 2, 3, 4)]
+
+
+def load_encoder_weights(encoder: nn.Module, weights: str | dict = "normalised") -> nn.Module:
+    """Load VGG-19 weights into any encoder built from these layer names.
+
+    ``weights``: ``"normalised"`` (the default; the encoder of every method), ``"plain"`` (ImageNet
+    VGG-19), ``"random"`` (keep the initialisation: for tests), or a state dict.
+    """
+    if weights == "random":
+        return encoder
+    if isinstance(weights, str):
+        from .assets import load_state_dict
+
+        if weights not in ("normalised", "plain"):
+            raise ValueError(f"encoder weights must be 'normalised', 'plain', 'random' or a state dict, not {weights!r}")
+        weights = load_state_dict("vgg19_normalised" if weights == "normalised" else "vgg19")
+    own = encoder.state_dict()
+    encoder.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
+    missing = [k for k in own if k not in weights]
+    if missing:
+        raise ValueError(f"encoder weights lack {missing[:5]}")
+    return encoder
+
+
+#: pytorch-AdaIN's ``vgg_normalised.pth`` is an ``nn.Sequential`` state dict: module index -> our name.
+SEQUENTIAL_VGG_INDEX = {0: "conv0", 2: "conv1_1", 5: "conv1_2", 9: "conv2_1", 12: "conv2_2", 16: "conv3_1",
+                        19: "conv3_2", 22: "conv3_3", 25: "conv3_4", 29: "conv4_1", 32: "conv4_2",
+                        35: "conv4_3", 38: "conv4_4", 42: "conv5_1", 45: "conv5_2", 48: "conv5_3",
+                        51: "conv5_4"}
+
+
+def vgg_state_from_reference(state: dict) -> dict:
+    """A VGG state dict in any of the reference layouts -> ours (``conv0.weight``, ``conv1_1.bias``, ...).
+
+    Accepts pytorch-AdaIN/SANet's Sequential keys (``0.weight``, ``2.weight``, ...), SAFIN/WCT2's
+    WaveEncoder keys (``conv0.weight``, ..., ``pool1.LL.weight`` — the fixed Haar filters are dropped)
+    and ours.
+    """
+    out = {}
+    for key, value in state.items():
+        head, _, kind = key.rpartition(".")
+        if head.isdigit():
+            idx = int(head)
+            if idx not in SEQUENTIAL_VGG_INDEX:
+                raise ValueError(f"VGG state dict key {key!r}: module {idx} is not a conv of the normalised VGG-19")
+            out[f"{SEQUENTIAL_VGG_INDEX[idx]}.{kind}"] = value
+        elif head.startswith("pool"):
+            continue
+        elif head == "conv0" or head in CONV_NAMES:
+            out[key] = value
+        else:
+            raise ValueError(f"VGG state dict key {key!r} is not a VGG-19 conv layer")
+    return out

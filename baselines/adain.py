@@ -1,0 +1,75 @@
+"""AdaIN (Huang & Belongie 2017), as pytorch-AdaIN implements it (methods.md §2).
+
+Normalised VGG-19 to relu4_1 (frozen), AdaIN at relu4_1, the mirror decoder.
+Loss (reference code): content = MSE(relu4_1(g), t) with t the AdaIN output (not the content
+features); style = Σ_{relu1_1..relu4_1} MSE(μ) + MSE(σ); total = 1·content + 10·style.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from safin.encoder import VGG19Encoder, load_encoder_weights, vgg_state_from_reference
+from safin.losses import content_loss, style_loss
+from safin.methods import InputError, StyleTransfer, load_checkpoint, load_into, register
+from safin.ops import adain
+
+from .decoders import mirror_decoder
+
+TAPS4 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+@register
+class AdaIN(StyleTransfer):
+    name = "adain"
+    size_multiple = 8
+    min_side = 16
+
+    def __init__(self, encoder_weights: str | dict = "normalised", *, impl_params: bool = True,
+                 content_weight: float = 1.0, style_weight: float = 10.0):
+        super().__init__()
+        self.encoder = load_encoder_weights(VGG19Encoder(last="relu4_1"), encoder_weights).eval()
+        self.decoder = mirror_decoder(4)
+        self.impl_params = impl_params
+        self.content_weight, self.style_weight = content_weight, style_weight
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def trainable(self):
+        return list(self.decoder.parameters())
+
+    def encode_style(self, style):
+        return self.encoder(style, ["relu4_1"])["relu4_1"]
+
+    def transfer(self, content, codes, mix, alpha):
+        c4 = self.encoder(content, ["relu4_1"])["relu4_1"]
+        t = mix([adain(c4, s4) for s4 in codes])
+        t = alpha * t + (1.0 - alpha) * c4
+        return self.decoder(t)
+
+    def losses(self, content, style):
+        with torch.no_grad():
+            c4 = self.encoder(content, ["relu4_1"])["relu4_1"]
+            s_feats = list(self.encoder(style, TAPS4).values())
+        t = adain(c4, s_feats[-1])
+        out = self.decoder(t)
+        o_feats = list(self.encoder(out, TAPS4).values())
+        lc = content_loss(o_feats[-1], t, impl_params=self.impl_params)
+        ls = style_loss(o_feats, s_feats, impl_params=self.impl_params)
+        return {"content": lc, "style": ls, "total": self.content_weight * lc + self.style_weight * ls}
+
+    def load_reference(self, decoder, vgg=None) -> "AdaIN":
+        """pytorch-AdaIN's ``decoder.pth`` (a Sequential state dict; keys match ours as they are) and
+        optionally its ``vgg_normalised.pth``."""
+        state = load_checkpoint(decoder) if not isinstance(decoder, dict) else decoder
+        load_into(self.decoder, state, f"{decoder}: AdaIN decoder")
+        if vgg is not None:
+            vgg_state = load_checkpoint(vgg) if not isinstance(vgg, dict) else vgg
+            try:
+                load_encoder_weights(self.encoder, vgg_state_from_reference(vgg_state))
+            except ValueError as e:
+                raise InputError(f"{vgg}: {e}") from e
+        return self

@@ -1,0 +1,201 @@
+"""The one interface every style-transfer method implements, and the registry of methods.
+
+A method subclasses :class:`StyleTransfer` and implements four things:
+
+- ``encode_style(style) -> code``: everything the method needs from one style image (cacheable: one
+  style can serve many contents without re-encoding);
+- ``transfer(content, codes, mix, alpha) -> image``: stylize a content batch whose size is a multiple
+  of ``size_multiple``; ``mix`` combines per-style feature maps (style interpolation, spatial masks);
+- ``losses(content, style) -> dict``: the training losses, ``"total"`` included;
+- ``trainable()``: the parameters the trainer optimises (the encoder is never among them).
+
+:meth:`StyleTransfer.forward` adds what users expect of every method: any input size (reflect-pad to
+the multiple, crop back), ``alpha``, colour preservation, several styles with weights or masks.
+
+The registry: ``@register`` adds a class to :data:`METHODS`. The baselines live in the ``baselines``
+package (which depends on this one, never the reverse); ``baselines.build(name)`` imports them all and
+builds any registered method.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .ops import coral
+
+METHODS: dict[str, type["StyleTransfer"]] = {}
+
+
+def register(cls: type["StyleTransfer"]) -> type["StyleTransfer"]:
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+class InputError(ValueError):
+    """An input image, mask or option that cannot be used, with the reason."""
+
+
+class Mixer:
+    """Combines per-style feature maps into one: a single style passes through; several styles are
+    blended with ``weights`` (normalised to sum 1) or placed by ``masks`` (one (H, W) mask per style
+    at the padded content's resolution; resized to each feature map, normalised per position)."""
+
+    def __init__(self, n_styles: int, weights: Sequence[float] | None = None,
+                 masks: torch.Tensor | None = None):
+        self.n = n_styles
+        self.weights = None
+        if weights is not None:
+            w = torch.as_tensor(list(weights), dtype=torch.float32)
+            if w.numel() != n_styles or (w < 0).any() or float(w.sum()) <= 0:
+                raise InputError(f"style weights {list(weights)}: need {n_styles} non-negative values, not all 0")
+            self.weights = w / w.sum()
+        self.masks = masks  # (S, H, W) float
+
+    def __call__(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(feats) != self.n:
+            raise ValueError(f"expected {self.n} feature maps, got {len(feats)}")
+        if self.n == 1:
+            return feats[0]
+        stack = torch.stack(list(feats))  # (S, B, C, H, W)
+        if self.masks is not None:
+            m = F.interpolate(self.masks[:, None].to(stack), size=stack.shape[-2:], mode="bilinear",
+                              align_corners=False)[:, None]  # (S, 1, 1, H, W)
+            m = m / m.sum(dim=0, keepdim=True).clamp_min(1e-6)
+            return (stack * m).sum(0)
+        w = self.weights if self.weights is not None else torch.full((self.n,), 1.0 / self.n)
+        return (stack * w.to(stack).view(-1, 1, 1, 1, 1)).sum(0)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad bottom/right so H and W are multiples of ``multiple``; returns (padded, (H, W))."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def check_image(x: torch.Tensor, what: str, min_side: int) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{what}: expected a tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise InputError(f"{what}: expected shape (B, 3, H, W), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < min_side:
+        raise InputError(f"{what}: {x.shape[-1]}x{x.shape[-2]} px is too small; this method needs at least "
+                         f"{min_side} px on each side")
+    if not torch.isfinite(x).all():
+        raise InputError(f"{what}: contains NaN or infinite values")
+
+
+class StyleTransfer(nn.Module):
+    """Base class of every method (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    #: content sizes must be multiples of this inside the network (forward pads and crops back)
+    size_multiple: ClassVar[int] = 8
+    #: smallest content/style side the encoder can take (reflection padding needs >= 2 px at the
+    #: deepest level)
+    min_side: ClassVar[int] = 16
+
+    # --- to implement -----------------------------------------------------------------------------
+    def encode_style(self, style: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def transfer(self, content: torch.Tensor, codes: Sequence[Any], mix: Mixer, alpha: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def trainable(self) -> Iterable[nn.Parameter]:
+        raise NotImplementedError
+
+    # --- provided ---------------------------------------------------------------------------------
+    def frozen(self) -> Iterable[nn.Parameter]:
+        ids = {id(p) for p in self.trainable()}
+        return (p for p in self.parameters() if id(p) not in ids)
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor | Sequence[torch.Tensor], *,
+                alpha: float = 1.0, preserve_color: bool = False, weights: Sequence[float] | None = None,
+                masks: torch.Tensor | Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Stylize ``content`` (B, 3, H, W), RGB in [0, 1], with one style or several.
+
+        - ``style``: a (B or 1, 3, Hs, Ws) tensor, or a list of them (several styles);
+        - ``alpha`` in [0, 1]: content–style trade-off in feature space (1 = full style);
+        - ``preserve_color``: the style images first take the content's colours (CORAL);
+        - ``weights``: interpolation weights of several styles (default equal);
+        - ``masks``: one (H, W) mask per style, at the content's size: style i is used where mask i is.
+        Returns (B, 3, H, W), clamped to [0, 1].
+        """
+        styles = [style] if isinstance(style, torch.Tensor) else list(style)
+        if not styles:
+            raise InputError("no style image given")
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise InputError(f"alpha must be in [0, 1], got {alpha}")
+        check_image(content, "content", self.min_side)
+        for i, s in enumerate(styles):
+            check_image(s, f"style {i}" if len(styles) > 1 else "style", self.min_side)
+            if s.shape[0] not in (1, content.shape[0]):
+                raise InputError(f"style batch {s.shape[0]} does not match content batch {content.shape[0]}")
+        if weights is not None and masks is not None:
+            raise InputError("give style weights or masks, not both")
+        mask_t = self._check_masks(masks, len(styles), content) if masks is not None else None
+        if preserve_color:
+            styles = [self._preserve_color(s, content) for s in styles]
+        padded, (h, w) = pad_to_multiple(content, self.size_multiple)
+        if mask_t is not None:
+            mask_t, _ = pad_to_multiple(mask_t[None], self.size_multiple)
+            mask_t = mask_t[0]
+        codes = [self.encode_style(s.expand(content.shape[0], -1, -1, -1) if s.shape[0] == 1 else s)
+                 for s in styles]
+        out = self.transfer(padded, codes, Mixer(len(styles), weights, mask_t), float(alpha))
+        return out[..., :h, :w].clamp(0, 1)
+
+    @staticmethod
+    def _preserve_color(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        ref = content if style.shape[0] == content.shape[0] else content[:1]
+        return torch.stack([coral(s, c) for s, c in zip(style, ref)])
+
+    @staticmethod
+    def _check_masks(masks, n_styles: int, content: torch.Tensor) -> torch.Tensor:
+        m = masks if isinstance(masks, torch.Tensor) else torch.stack([torch.as_tensor(x) for x in masks])
+        if m.dim() == 4 and m.shape[1] == 1:
+            m = m[:, 0]
+        if m.dim() != 3 or m.shape[0] != n_styles:
+            raise InputError(f"masks: expected one (H, W) mask per style ({n_styles}), got shape {tuple(m.shape)}")
+        if m.shape[-2:] != content.shape[-2:]:
+            raise InputError(f"masks are {m.shape[-1]}x{m.shape[-2]} px but the content is "
+                             f"{content.shape[-1]}x{content.shape[-2]} px; they must match")
+        m = m.float()
+        if (m < 0).any() or float(m.sum(0).min()) <= 0:
+            raise InputError("masks must be non-negative and cover every pixel (their sum must be > 0)")
+        return m
+
+    def count_parameters(self, trainable_only: bool = True) -> int:
+        params = self.trainable() if trainable_only else self.parameters()
+        return sum(p.numel() for p in params)
+
+
+def load_checkpoint(path) -> dict:
+    """``torch.load`` restricted to tensors and containers (``weights_only``): a checkpoint is data."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise InputError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
+
+
+def load_into(module: nn.Module, state: dict, what: str, drop: Callable[[str], bool] = lambda k: False) -> None:
+    """Strictly load ``state`` (minus keys ``drop`` selects) into ``module``, with a clear error."""
+    state = {k: v for k, v in state.items() if not drop(k)}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise InputError(f"{what}: keys do not fit; missing {sorted(missing)[:6]}, unexpected {sorted(unexpected)[:6]}")

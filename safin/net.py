@@ -1,0 +1,172 @@
+"""The paper's model: SAFIN in the wavelet base network (``safin``), and its FIN ablation (``safin_fin``).
+
+Wiring (reference code, methods.md §1.3): the style is encoded once; the content is re-encoded level
+by level with a transform between levels —
+
+- after pool1 and pool2: AdaIN on LL and on each high-frequency band (LH, HL, HH) against the same
+  band of the style;
+- after pool3: AdaIN on LL; SAFIN(256) (one module shared by the three bands) on LH, HL, HH;
+- at relu4_1: SAFIN(512) against the plain style relu4_1;
+- ``t = alpha·t + (1 − alpha)·relu4_1(content)`` (plain content path); the skips are not blended;
+- the wavelet decoder reconstructs from t with the transformed skips (Haar unpooling).
+
+Loss (reference code): content = MSE(relu4_1(out), relu4_1(content)) on the wavelet encoder's LL
+path; style = Σ_{relu1_1..relu4_1} MSE(μ) + MSE(σ); total = 1·content + 10·style.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .encoder import WaveVGGEncoder, load_encoder_weights, vgg_state_from_reference
+from .losses import content_loss, style_loss
+from .methods import InputError, Mixer, StyleTransfer, load_checkpoint, load_into, register
+from .modules import SAFIN
+from .ops import adain
+from .wavelet import WaveUnpool
+
+
+class WaveDecoder(nn.Module):
+    """Mirror of :class:`WaveVGGEncoder`: convs with reflection padding, Haar unpooling with skips.
+
+    3,505,219 parameters (the same count as the AdaIN decoder). Layer names are the reference's.
+    """
+
+    LAYERS = (("conv4_1", 512, 256), ("unpool", 3, 256), ("conv3_4", 256, 256), ("conv3_3", 256, 256),
+              ("conv3_2", 256, 256), ("conv3_1", 256, 128), ("unpool", 2, 128), ("conv2_2", 128, 128),
+              ("conv2_1", 128, 64), ("unpool", 1, 64), ("conv1_2", 64, 64), ("conv1_1", 64, 3))
+
+    def __init__(self):
+        super().__init__()
+        for name, a, b in self.LAYERS:
+            if name == "unpool":
+                self.add_module(f"recon_block{a}", WaveUnpool(b))
+            else:
+                self.add_module(name, nn.Conv2d(a, b, 3))
+
+    def forward(self, x: torch.Tensor, skips: dict[int, Sequence[torch.Tensor]]) -> torch.Tensor:
+        for name, a, _ in self.LAYERS:
+            if name == "unpool":
+                x = getattr(self, f"recon_block{a}")(x, *skips[a])
+            else:
+                x = getattr(self, name)(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+                if name != "conv1_1":
+                    x = F.relu(x)
+        return x
+
+
+@dataclass
+class WaveStyleCode:
+    """The style's plain wavelet encoding: LL and bands per level, and relu4_1."""
+    ll: dict[int, torch.Tensor]
+    skips: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    relu4_1: torch.Tensor
+
+
+@register
+class SafinNet(StyleTransfer):
+    """SAFIN with the wavelet base network (the paper's model).
+
+    ``attention="sa"`` is SAFIN; ``"uniform"`` the FIN ablation (:class:`SafinFinNet`).
+    ``impl_params``: True = reference code (MSE losses, raw-style value path), False = paper text.
+    """
+
+    name = "safin"
+    size_multiple = 8
+    min_side = 16
+    attention_kind = "sa"
+
+    def __init__(self, encoder_weights: str | dict = "normalised", *, impl_params: bool = True,
+                 memory_efficient: bool = True, content_weight: float = 1.0, style_weight: float = 10.0):
+        super().__init__()
+        self.encoder = load_encoder_weights(WaveVGGEncoder(), encoder_weights).eval()
+        self.decoder = WaveDecoder()
+        kw = dict(attention=self.attention_kind, impl_params=impl_params, memory_efficient=memory_efficient)
+        self.safin4 = SAFIN(512, **kw)
+        self.safin3 = SAFIN(256, **kw)
+        self.impl_params = impl_params
+        self.content_weight, self.style_weight = content_weight, style_weight
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()  # frozen, always in eval mode
+        return self
+
+    def trainable(self) -> Iterable[nn.Parameter]:
+        return [*self.decoder.parameters(), *self.safin4.parameters(), *self.safin3.parameters()]
+
+    def encode_style(self, style: torch.Tensor) -> WaveStyleCode:
+        out = self.encoder(style)
+        return WaveStyleCode(ll={i: out[f"ll{i}"] for i in (1, 2, 3)},
+                             skips={i: out[f"skips{i}"] for i in (1, 2, 3)}, relu4_1=out["relu4_1"])
+
+    def _stylize_features(self, content: torch.Tensor, codes: Sequence[WaveStyleCode], mix: Mixer):
+        h = content
+        skips: dict[int, tuple] = {}
+        for level in (1, 2, 3):
+            ll, bands = self.encoder.block(level, h)
+            h = mix([adain(ll, c.ll[level]) for c in codes])
+            if level < 3:
+                skips[level] = tuple(mix([adain(b, c.skips[level][j]) for c in codes]) for j, b in enumerate(bands))
+            else:
+                skips[level] = tuple(mix([self.safin3(b, c.skips[level][j]) for c in codes])
+                                     for j, b in enumerate(bands))
+        t = mix([self.safin4(self.encoder.relu4_1(h), c.relu4_1) for c in codes])
+        return t, skips
+
+    def transfer(self, content, codes, mix, alpha):
+        t, skips = self._stylize_features(content, codes, mix)
+        if alpha < 1.0:
+            plain = self.encoder(content)["relu4_1"]
+            t = alpha * t + (1.0 - alpha) * plain
+        return self.decoder(t, skips)
+
+    def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        code = self.encode_style(style)
+        t, skips = self._stylize_features(content, [code], Mixer(1))
+        out = self.decoder(t, skips)
+        out_feats = self.encoder.taps(out)
+        with torch.no_grad():
+            content_relu4_1 = self.encoder(content)["relu4_1"]
+            style_feats = self.encoder.taps(style)
+        lc = content_loss(out_feats[-1], content_relu4_1, impl_params=self.impl_params)
+        ls = style_loss(out_feats, style_feats, impl_params=self.impl_params)
+        return {"content": lc, "style": ls, "total": self.content_weight * lc + self.style_weight * ls}
+
+    def load_reference(self, decoder_ckpt, vgg=None) -> "SafinNet":
+        """Load the authors' ``decoder.pth``: ``decoder_state_dict`` plus the SAFIN modules under
+        ``meta_adain4/3_state_dict`` (what test.py reads) or ``safin4/3_state_dict`` (what train.py
+        writes). ``vgg``: optionally their ``vgg_normalised.pth`` (WaveEncoder keys ``conv0``.. or
+        pytorch-AdaIN's Sequential keys)."""
+        ckpt = load_checkpoint(decoder_ckpt) if not isinstance(decoder_ckpt, dict) else decoder_ckpt
+        if "decoder_state_dict" not in ckpt:
+            raise InputError(f"{decoder_ckpt}: no 'decoder_state_dict' (keys: {sorted(ckpt)[:8]})")
+        haar = lambda k: k.split(".")[0].startswith(("recon_block", "pool"))  # fixed filters, not weights
+        load_into(self.decoder, ckpt["decoder_state_dict"], f"{decoder_ckpt}: decoder", drop=haar)
+        for level, module in ((4, self.safin4), (3, self.safin3)):
+            for key in (f"meta_adain{level}_state_dict", f"safin{level}_state_dict"):
+                if key in ckpt:
+                    load_into(module, ckpt[key], f"{decoder_ckpt}: {key}")
+                    break
+            else:
+                raise InputError(f"{decoder_ckpt}: neither meta_adain{level}_state_dict nor safin{level}_state_dict")
+        if vgg is not None:
+            load_encoder_weights(self.encoder, vgg_state_from_reference(load_checkpoint(vgg)))
+        return self
+
+
+@register
+class SafinFinNet(SafinNet):
+    """The ablation of paper §4.2.1: SAFIN's modules with self-attention removed (FIN).
+
+    γ_s and β_s come from the style alone: the SA map is replaced by uniform attention, so they are
+    ReLU(W ⊗ mean_positions(value_conv(F_s))), constant over the content's positions (see
+    :class:`safin.modules.UniformAttention`). Everything else equals ``safin``.
+    """
+
+    name = "safin_fin"
+    attention_kind = "uniform"
