@@ -48,6 +48,38 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from safin.methods import InputError
+
+    from .stylize import build_model, expand_paths, stylize_files
+
+    contents = expand_paths(args.content)
+    if len(args.style) == 1:
+        groups = [[s] for s in expand_paths(args.style[0])]
+    else:
+        groups = [[]]
+        for spec in args.style:
+            files = expand_paths(spec)
+            if len(files) != 1:
+                raise InputError(f"--style {spec}: names {len(files)} files; with several --style options "
+                                 f"each must name one image (they are blended)")
+            groups[0].append(files[0])
+    if args.weights and len(args.weights) != len(groups[0]):
+        raise InputError(f"--weights: {len(args.weights)} values for {len(groups[0])} styles")
+    masks = [expand_paths(m)[0] for m in args.mask] if args.mask else None
+    if masks and len(masks) != len(groups[0]):
+        raise InputError(f"--mask: {len(masks)} masks for {len(groups[0])} styles; give one mask per --style")
+    model = build_model(args.method, checkpoint=args.checkpoint, reference=args.reference or (),
+                        encoder_weights=args.encoder_weights, device=args.device)
+    written = stylize_files(model, contents, groups, Path(args.output), alpha=args.alpha,
+                            preserve_color=args.preserve_color, weights=args.weights, masks=masks,
+                            content_size=args.content_size, style_size=args.style_size, ext=args.ext)
+    for w in written:
+        print(w)
+    expected = len(contents) * len(groups)
+    return 0 if len(written) == expected else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -73,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--sha256", default=None, help="expected sha256 of the archive")
     s.set_defaults(func=_cmd_prepare_images)
+
+    s = sub.add_parser("stylize", help="stylize images with one method (files, folders or globs)")
+    s.add_argument("--method", required=True, help="safin, safin_fin, sanet, sanet_safin, adain, wct")
+    s.add_argument("--content", required=True, help="image, folder or glob")
+    s.add_argument("--style", required=True, action="append",
+                   help="image, folder or glob; repeat to blend several styles (with --weights or --mask)")
+    s.add_argument("--output", default="outputs/stylized", help="folder (or a file name for one image)")
+    s.add_argument("--checkpoint", help="weights trained by this project (safin train)")
+    s.add_argument("--reference", nargs="+", metavar="FILE",
+                   help="the authors' released files: adain: decoder.pth [vgg_normalised.pth]; sanet: "
+                        "decoder_iter_N.pth transformer_iter_N.pth [vgg]; safin: decoder.pth [vgg]")
+    s.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1]")
+    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    s.add_argument("--weights", type=float, nargs="+", help="interpolation weights, one per --style")
+    s.add_argument("--mask", action="append", help="mask image per --style (white = use that style)")
+    s.add_argument("--content-size", type=int, default=512, help="longer side in px; 0 keeps the size")
+    s.add_argument("--style-size", type=int, default=512, help="longer side in px; 0 keeps the size")
+    s.add_argument("--ext", default=".png")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--encoder-weights", default="normalised", choices=["normalised", "plain", "random"])
+    s.set_defaults(func=_cmd_stylize)
 
     s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper)")
     s.add_argument("name", nargs="?")

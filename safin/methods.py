@@ -124,7 +124,7 @@ class StyleTransfer(nn.Module):
 
     def forward(self, content: torch.Tensor, style: torch.Tensor | Sequence[torch.Tensor], *,
                 alpha: float = 1.0, preserve_color: bool = False, weights: Sequence[float] | None = None,
-                masks: torch.Tensor | Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                masks: torch.Tensor | Sequence[torch.Tensor] | None = None, clamp: bool = True) -> torch.Tensor:
         """Stylize ``content`` (B, 3, H, W), RGB in [0, 1], with one style or several.
 
         - ``style``: a (B or 1, 3, Hs, Ws) tensor, or a list of them (several styles);
@@ -132,7 +132,7 @@ class StyleTransfer(nn.Module):
         - ``preserve_color``: the style images first take the content's colours (CORAL);
         - ``weights``: interpolation weights of several styles (default equal);
         - ``masks``: one (H, W) mask per style, at the content's size: style i is used where mask i is.
-        Returns (B, 3, H, W), clamped to [0, 1].
+        Returns (B, 3, H, W), clamped to [0, 1] unless ``clamp=False``.
         """
         styles = [style] if isinstance(style, torch.Tensor) else list(style)
         if not styles:
@@ -156,7 +156,8 @@ class StyleTransfer(nn.Module):
         codes = [self.encode_style(s.expand(content.shape[0], -1, -1, -1) if s.shape[0] == 1 else s)
                  for s in styles]
         out = self.transfer(padded, codes, Mixer(len(styles), weights, mask_t), float(alpha))
-        return out[..., :h, :w].clamp(0, 1)
+        out = out[..., :h, :w]
+        return out.clamp(0, 1) if clamp else out
 
     @staticmethod
     def _preserve_color(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -199,3 +200,48 @@ def load_into(module: nn.Module, state: dict, what: str, drop: Callable[[str], b
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise InputError(f"{what}: keys do not fit; missing {sorted(missing)[:6]}, unexpected {sorted(unexpected)[:6]}")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def trained_state(model: StyleTransfer) -> dict[str, torch.Tensor]:
+    """The method's own weights: everything but the (frozen, separately verified) encoder."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+
+
+def save_weights(model: StyleTransfer, path, **meta) -> None:
+    """Write ``{"method", "state_dict", "meta"}`` atomically (temp file + rename)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"method": model.name, "state_dict": trained_state(model), "meta": meta}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(model: StyleTransfer, path) -> dict:
+    """Load weights written by :func:`save_weights` (or a trainer checkpoint holding ``model``)."""
+    ckpt = load_checkpoint(path)
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if state is None and isinstance(ckpt, dict) and "model" in ckpt:
+        state = ckpt["model"]
+    if state is None:
+        raise InputError(f"{path}: not a weights file of this project (no 'state_dict'); for the authors' "
+                         f"checkpoints use --reference")
+    if ckpt.get("method") not in (None, model.name):
+        raise InputError(f"{path}: holds weights of method {ckpt['method']!r}, not {model.name!r}")
+    load_into(model, state, str(path), drop=lambda k: k.startswith("encoder."))
+    return ckpt.get("meta", {})

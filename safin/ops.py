@@ -52,7 +52,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float
 
 
 def _matrix_sqrt_and_inv_sqrt(cov: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    evals, evecs = torch.linalg.eigh(cov)
+    """(cov^½, cov^-½) of a symmetric PSD matrix; eigenvalues <= eps are cut (pseudo-inverse).
+    Falls back to float64 when float32 ``eigh`` does not converge (many repeated eigenvalues)."""
+    try:
+        evals, evecs = torch.linalg.eigh(cov)
+        if not (torch.isfinite(evals).all() and torch.isfinite(evecs).all()):
+            raise torch.linalg.LinAlgError("non-finite eigendecomposition")
+    except torch.linalg.LinAlgError:
+        if cov.dtype == torch.float64:
+            raise
+        sqrt, inv_sqrt = _matrix_sqrt_and_inv_sqrt(cov.double(), eps)
+        return sqrt.to(cov.dtype), inv_sqrt.to(cov.dtype)
     keep = evals > eps
     evals = torch.where(keep, evals, torch.ones_like(evals))
     sqrt_d = torch.where(keep, evals.sqrt(), torch.zeros_like(evals))
@@ -94,7 +104,10 @@ def whiten_colour(content: torch.Tensor, style: torch.Tensor, *, eps: float = 1e
     c, h, w = content.shape
     cf = content.reshape(c, -1)
     sf = style.reshape(style.shape[0], -1)
-    dtype = torch.float64 if naive else torch.float32
+    # float32 is accurate enough when there are many more positions than channels; a rank-deficient
+    # covariance (few positions, e.g. relu5_1 of a small image) is better conditioned in float64
+    few_positions = min(cf.shape[1], sf.shape[1]) < 2 * c
+    dtype = torch.float64 if naive or few_positions else torch.float32
     device = torch.device("cpu") if naive else content.device
     cf, sf = cf.to(device, dtype), sf.to(device, dtype)
     c_mean, s_mean = cf.mean(1, keepdim=True), sf.mean(1, keepdim=True)

@@ -1,0 +1,117 @@
+"""Stylizing image files: the ``safin stylize`` command (and, later, the 40-pair stage)."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import baselines
+from safin.imageio import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image
+from safin.methods import InputError, StyleTransfer, load_weights, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def expand_paths(spec: str) -> list[Path]:
+    """A file, a directory (its images, sorted) or a glob -> image paths; a clear error if none."""
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and is_image_name(f))
+    elif p.exists():
+        files = [p]
+    else:
+        files = sorted(Path(f) for f in glob.glob(os.path.expanduser(spec)) if Path(f).is_file())
+    if not files:
+        raise InputError(f"{spec}: no such file, or no image files match")
+    return files
+
+
+def build_model(method: str, *, checkpoint: str | None = None, reference: Sequence[str] = (),
+                encoder_weights: str = "normalised", device: str = "auto") -> StyleTransfer:
+    model = baselines.build(method, encoder_weights=encoder_weights)
+    if checkpoint:
+        load_weights(model, checkpoint)
+    elif reference:
+        if not hasattr(model, "load_reference"):
+            raise InputError(f"method {method!r} has no released reference checkpoints to load")
+        model.load_reference(*reference)
+    else:
+        log.warning("%s: no --checkpoint or --reference given: the decoder is UNTRAINED and the output "
+                    "will not look like a stylization", method)
+    return model.to(resolve_device(device)).eval()
+
+
+def load_sized(path: Path, size: int | None) -> torch.Tensor:
+    """Image as (1, 3, H, W); ``size`` > 0 scales it so the longer side is ``size``."""
+    return load_image(path, max_side=None)[None] if not size else _resize_long(path, size)
+
+
+def _resize_long(path: Path, size: int) -> torch.Tensor:
+    from PIL import Image
+
+    im = open_rgb(path)
+    scale = size / max(im.size)
+    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BICUBIC)
+    return pil_to_tensor(im)[None]
+
+
+def load_mask(path: Path, size: tuple[int, int], content_path: Path) -> torch.Tensor:
+    """A mask image as (H, W) in [0, 1] (grayscale), resized to ``size`` = content (H, W)."""
+    from PIL import Image
+
+    im = open_rgb(path).convert("L")
+    orig = open_rgb(content_path).size
+    if im.size != orig:
+        raise InputError(f"mask {path} is {im.size[0]}x{im.size[1]} px but content {content_path} is "
+                         f"{orig[0]}x{orig[1]} px; they must match")
+    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return pil_to_tensor(im.convert("RGB"))[0]
+
+
+def output_name(content: Path, styles: Sequence[Path], ext: str) -> str:
+    if len(styles) == 1:
+        return f"{content.stem}_stylized_{styles[0].stem}{ext}"
+    return f"{content.stem}_interpolation_{'_'.join(s.stem for s in styles)}{ext}"
+
+
+def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: Sequence[Sequence[Path]],
+                  output: Path, *, alpha: float = 1.0, preserve_color: bool = False,
+                  weights: Sequence[float] | None = None, masks: Sequence[Path] | None = None,
+                  content_size: int | None = 512, style_size: int | None = 512, ext: str = ".png",
+                  progress: bool = True) -> list[Path]:
+    """Stylize every content with every style group (a group of several styles is blended by
+    ``weights`` or placed by ``masks``). ``output``: a folder, or a file when there is one job.
+    Unreadable images are reported and skipped; the others are still written."""
+    device = next(model.parameters()).device
+    jobs = [(c, g) for g in style_groups for c in contents]
+    single_file = len(jobs) == 1 and is_image_name(output)
+    written, failures = [], []
+    style_cache: dict[Path, torch.Tensor] = {}
+    for content_path, group in tqdm(jobs, desc=f"stylize ({model.name})", unit="img", disable=not progress):
+        try:
+            content = load_sized(content_path, content_size).to(device)
+            styles = []
+            for s in group:
+                if s not in style_cache:
+                    style_cache[s] = load_sized(s, style_size).to(device)
+                styles.append(style_cache[s])
+            mask_t = None
+            if masks:
+                mask_t = torch.stack([load_mask(m, tuple(content.shape[-2:]), content_path) for m in masks]).to(device)
+            with torch.inference_mode():
+                out = model(content, styles if len(styles) > 1 else styles[0], alpha=alpha,
+                            preserve_color=preserve_color, weights=weights, masks=mask_t)
+        except ImageReadError as e:
+            failures.append(str(e))
+            log.error("skipped: %s", e)
+            continue
+        target = output if single_file else output / output_name(content_path, group, ext)
+        written.append(save_image(out, target))
+    if failures:
+        log.error("%d job(s) failed; %d written", len(failures), len(written))
+    return written

@@ -1,0 +1,149 @@
+"""Every method behind the one interface: shapes, gradients, frozen encoder, options, bad input."""
+import pytest
+import torch
+
+import baselines
+from baselines import METHOD_NAMES, build
+from safin.methods import InputError
+
+#: trainable parameter counts from methods.md ([computed] there from the layer shapes)
+EXPECTED_PARAMS = {
+    "safin": 5_148_995,          # decoder 3,505,219 + safin4 1,314,304 + safin3 329,472
+    "adain": 3_505_219,
+    "sanet": 4_461_056 + 3_505_219,
+    "sanet_safin": 2 * 1_314_304 + 512 * 512 * 9 + 512 + 3_505_219,
+    "safin_fin": 3_505_219 + (3 * 512 ** 2 + 5 * 512) + (3 * 256 ** 2 + 5 * 256),
+}
+
+
+def _lively(model):
+    """Re-initialise the trainable convs so random decoders pass signal (default init leaves most
+    ReLUs dead and the output nearly constant, which would make comparisons vacuous)."""
+    ids = {id(p) for p in model.trainable()}
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Conv2d) and id(mod.weight) in ids:
+            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(mod.bias)
+    return model
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {n: _lively(build(n, encoder_weights="random")).eval() for n in METHOD_NAMES}
+
+
+def test_registry_holds_the_six_methods():
+    assert set(METHOD_NAMES) <= set(baselines.METHODS)
+    with pytest.raises(KeyError, match="unknown method 'cyclegan'"):
+        build("cyclegan")
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_PARAMS))
+def test_parameter_counts_match_the_spec(models, name):
+    assert models[name].count_parameters() == EXPECTED_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (91, 50)])
+def test_output_shape_equals_input_shape_for_odd_sizes(models, name, size):
+    content = torch.rand(1, 3, *size)
+    style = torch.rand(1, 3, 45, 39)
+    with torch.inference_mode():
+        out = models[name](content, style)
+    assert out.shape == content.shape
+    assert out.min() >= 0 and out.max() <= 1 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_gradients_reach_exactly_the_trainable_parameters(name):
+    torch.manual_seed(0)
+    model = build(name, encoder_weights="random").train()
+    losses = model.losses(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64))
+    assert "total" in losses and all(torch.isfinite(v) for v in losses.values())
+    losses["total"].backward()
+    trainable = {id(p) for p in model.trainable()}
+    assert trainable
+    for pname, p in model.named_parameters():
+        if id(p) in trainable:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{pname} got no gradient"
+        else:
+            assert pname.startswith("encoder."), pname
+            assert not p.requires_grad and p.grad is None, f"encoder parameter {pname} is not frozen"
+    assert not model.encoder.training  # the frozen encoder stays in eval mode
+
+
+@pytest.mark.parametrize("name", ["safin", "adain", "sanet"])
+def test_an_optimizer_step_leaves_the_encoder_unchanged(name):
+    model = build(name, encoder_weights="random").train()
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    opt = torch.optim.Adam(model.trainable(), lr=1e-2)
+    model.losses(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))["total"].backward()
+    opt.step()
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_alpha_zero_ignores_the_style(models, name):
+    content = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        a = models[name](content, torch.rand(1, 3, 64, 64), alpha=0.0, clamp=False)
+        b = models[name](content, torch.rand(1, 3, 48, 80), alpha=0.0, clamp=False)
+    if name == "safin" or name == "safin_fin":
+        # SAFIN's alpha blends only the relu4_1 bottleneck; its skips stay stylized (reference code)
+        assert not torch.allclose(a, b)
+    else:
+        assert torch.allclose(a, b, atol=1e-5 * float(a.abs().max()))
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_interpolation_and_masks_reduce_to_one_style(models, name):
+    content, s1, s2 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    m = models[name]
+    with torch.inference_mode():
+        single = m(content, s1, clamp=False)
+        weighted = m(content, [s1, s2], weights=[1.0, 0.0], clamp=False)
+        masked = m(content, [s1, s2], masks=torch.stack([torch.ones(64, 64), torch.zeros(64, 64)]), clamp=False)
+        half = torch.zeros(2, 64, 64)
+        half[0, :, :32], half[1, :, 32:] = 1, 1
+        mixed = m(content, [s1, s2], masks=half, clamp=False)
+    scale = float(single.abs().max())
+    assert torch.allclose(single, weighted, atol=1e-5 * scale)
+    assert torch.allclose(single, masked, atol=1e-5 * scale)
+    assert not torch.allclose(mixed, single, atol=1e-3 * scale)
+
+
+def test_preserve_color_changes_the_output(models):
+    content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64) * torch.tensor([1.0, 0.2, 0.1]).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        a = models["adain"](content, style, clamp=False)
+        b = models["adain"](content, style, preserve_color=True, clamp=False)
+    assert not torch.allclose(a, b)
+
+
+def test_batch_with_one_shared_style(models):
+    with torch.inference_mode():
+        out = models["safin"](torch.rand(3, 3, 40, 40), torch.rand(1, 3, 32, 32))
+    assert out.shape == (3, 3, 40, 40)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(masks=torch.ones(1, 30, 30)), "masks are 30x30 px but the content is 64x64"),
+    (dict(masks=torch.ones(2, 64, 64)), "one \\(H, W\\) mask per style"),
+    (dict(alpha=1.5), "alpha must be in"),
+    (dict(weights=[1, 2]), "need 1 non-negative"),
+])
+def test_bad_options_give_clear_errors(models, bad, match):
+    with pytest.raises(InputError, match=match):
+        models["safin"](torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), **bad)
+
+
+def test_bad_images_give_clear_errors(models):
+    with pytest.raises(InputError, match="too small"):
+        models["sanet"](torch.rand(1, 3, 20, 64), torch.rand(1, 3, 64, 64))
+    with pytest.raises(InputError, match="expected shape"):
+        models["adain"](torch.rand(1, 4, 64, 64), torch.rand(1, 3, 64, 64))
+    with pytest.raises(InputError, match="0x0 px is too small|too small"):
+        models["adain"](torch.rand(1, 3, 0, 0), torch.rand(1, 3, 64, 64))
+    with pytest.raises(InputError, match="NaN"):
+        models["adain"](torch.full((1, 3, 64, 64), float("nan")), torch.rand(1, 3, 64, 64))

@@ -1,0 +1,73 @@
+import torch
+
+from safin.ops import adain, attention, calc_mean_std, coral, whiten_colour
+from safin.wavelet import WavePool, WaveUnpool
+
+
+def test_wavelet_unpool_inverts_pool():
+    x = torch.randn(2, 6, 20, 14, dtype=torch.float64)
+    bands = WavePool(6)(x)
+    assert all(b.shape == (2, 6, 10, 7) for b in bands)
+    assert torch.allclose(WaveUnpool(6)(*bands), x, atol=1e-12)
+
+
+def test_wavelet_ll_is_twice_the_average_pool_and_bands_see_edges():
+    x = torch.randn(1, 3, 8, 8)
+    ll, lh, hl, hh = WavePool(3)(x)
+    assert torch.allclose(ll, 2 * torch.nn.functional.avg_pool2d(x, 2), atol=1e-6)
+    flat = torch.ones(1, 1, 4, 4)
+    _, lh0, hl0, hh0 = WavePool(1)(flat)
+    assert lh0.abs().max() == 0 and hl0.abs().max() == 0 and hh0.abs().max() == 0
+
+
+def test_adain_matches_style_moments():
+    torch.manual_seed(0)
+    c = torch.randn(2, 8, 9, 11) * 3 + 1
+    s = torch.randn(2, 8, 7, 5) * 0.5 - 2
+    out = adain(c, s)
+    (om, os_), (sm, ss) = calc_mean_std(out), calc_mean_std(s)
+    assert torch.allclose(om, sm, atol=1e-5)
+    assert torch.allclose(os_, ss, atol=1e-3)
+
+
+def _cov(x):
+    f = x.reshape(x.shape[0], -1).double()
+    f = f - f.mean(1, keepdim=True)
+    return f @ f.T / (f.shape[1] - 1)
+
+
+def test_wct_output_has_style_covariance_and_mean():
+    torch.manual_seed(0)
+    mix = torch.randn(16, 16)
+    c = (mix @ torch.randn(16, 30 * 30)).reshape(16, 30, 30)
+    s = (torch.randn(16, 16) @ torch.randn(16, 25 * 25)).reshape(16, 25, 25) + 3
+    out = whiten_colour(c, s, content_identity=False)
+    assert torch.allclose(_cov(out), _cov(s), rtol=1e-3, atol=1e-3 * float(_cov(s).abs().max()))
+    assert torch.allclose(out.reshape(16, -1).mean(1), s.reshape(16, -1).mean(1), atol=1e-3)
+
+
+def test_wct_fast_path_equals_float64_svd_path():
+    torch.manual_seed(1)
+    c = torch.relu(torch.randn(32, 24, 24))
+    s = torch.relu(torch.randn(32, 20, 20)) * 2
+    fast = whiten_colour(c, s, content_identity=True)
+    naive = whiten_colour(c, s, content_identity=True, naive=True)
+    assert (fast - naive).abs().max() < 1e-3 * naive.abs().max()
+
+
+def test_memory_efficient_attention_equals_plain_softmax_attention():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 300, 64), torch.randn(2, 200, 64), torch.randn(2, 200, 32)
+    for scale in (1.0, 0.125):
+        fast = attention(q, k, v, scale=scale)
+        plain = attention(q, k, v, scale=scale, memory_efficient=False)
+        assert (fast - plain).abs().max() < 1e-5
+
+
+def test_coral_gives_the_target_colour_statistics():
+    torch.manual_seed(0)
+    src = torch.rand(3, 40, 40) * 0.5
+    tgt = torch.rand(3, 30, 30) * 0.3 + torch.tensor([0.5, 0.2, 0.1]).view(3, 1, 1)
+    out = coral(src, tgt)
+    assert torch.allclose(out.reshape(3, -1).mean(1), tgt.reshape(3, -1).mean(1), atol=1e-3)
+    assert torch.allclose(_cov(out), _cov(tgt), atol=1e-3)
