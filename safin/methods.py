@@ -195,9 +195,14 @@ def load_checkpoint(path) -> dict:
 
 
 def load_into(module: nn.Module, state: dict, what: str, drop: Callable[[str], bool] = lambda k: False) -> None:
-    """Strictly load ``state`` (minus keys ``drop`` selects) into ``module``, with a clear error."""
+    """Strictly load ``state`` into ``module``, with a clear error; keys ``drop`` selects are neither
+    loaded nor required."""
     state = {k: v for k, v in state.items() if not drop(k)}
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatch
+        raise InputError(f"{what}: {str(e).splitlines()[0]} {' '.join(str(e).split()[-12:])}") from e
+    missing = [k for k in missing if not drop(k)]
     if missing or unexpected:
         raise InputError(f"{what}: keys do not fit; missing {sorted(missing)[:6]}, unexpected {sorted(unexpected)[:6]}")
 

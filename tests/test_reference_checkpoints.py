@@ -1,0 +1,133 @@
+"""The authors' released checkpoints load: key layouts rebuilt by hand here (not from our modules)."""
+import pytest
+import torch
+
+from baselines import build
+from safin.methods import InputError
+
+# pytorch-AdaIN / SANet decoder (nn.Sequential): conv module indices and (out, in) channels
+ADAIN_DECODER_CONVS = {1: (256, 512), 5: (256, 256), 8: (256, 256), 11: (256, 256), 14: (128, 256),
+                       18: (128, 128), 21: (64, 128), 25: (64, 64), 28: (3, 64)}
+# pytorch-AdaIN vgg_normalised.pth (nn.Sequential of 53 modules): conv indices and (out, in, k)
+VGG_SEQ = {0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
+           19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3), 32: (512, 512, 3),
+           35: (512, 512, 3), 38: (512, 512, 3), 42: (512, 512, 3), 45: (512, 512, 3), 48: (512, 512, 3),
+           51: (512, 512, 3)}
+
+
+def _conv(prefix, cout, cin, k, gen):
+    return {f"{prefix}weight": torch.randn(cout, cin, k, k, generator=gen), f"{prefix}bias": torch.randn(cout, generator=gen)}
+
+
+def _adain_decoder(gen):
+    state = {}
+    for idx, (cout, cin) in ADAIN_DECODER_CONVS.items():
+        state.update(_conv(f"{idx}.", cout, cin, 3, gen))
+    return state
+
+
+def _vgg_sequential(gen):
+    state = {}
+    for idx, (cout, cin, k) in VGG_SEQ.items():
+        state.update(_conv(f"{idx}.", cout, cin, k, gen))
+    return state
+
+
+def _safin_module(c, gen):
+    state = {"shared_weight": torch.randn(c, generator=gen), "shared_bias": torch.randn(c, generator=gen)}
+    for name in ("gamma_conv", "beta_conv", "attention.query_conv", "attention.key_conv", "attention.value_conv"):
+        state.update(_conv(f"{name}.", c, c, 1, gen))
+    return state
+
+
+def _safin_decoder(gen):
+    state = {}
+    for name, cin, cout in (("conv4_1", 512, 256), ("conv3_4", 256, 256), ("conv3_3", 256, 256),
+                            ("conv3_2", 256, 256), ("conv3_1", 256, 128), ("conv2_2", 128, 128),
+                            ("conv2_1", 128, 64), ("conv1_2", 64, 64), ("conv1_1", 64, 3)):
+        state.update(_conv(f"{name}.", cout, cin, 3, gen))
+    for level, c in ((3, 256), (2, 128), (1, 64)):  # the fixed Haar filters, saved as parameters
+        for band in ("LL", "LH", "HL", "HH"):
+            state[f"recon_block{level}.{band}.weight"] = torch.randn(c, 1, 2, 2, generator=gen)
+    return state
+
+
+def test_adain_decoder_and_vgg_load(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    dec, vgg = _adain_decoder(gen), _vgg_sequential(gen)
+    torch.save(dec, tmp_path / "decoder.pth")
+    torch.save(vgg, tmp_path / "vgg_normalised.pth")
+    m = build("adain", encoder_weights="random").load_reference(tmp_path / "decoder.pth", tmp_path / "vgg_normalised.pth")
+    assert torch.equal(m.decoder[1].weight, dec["1.weight"]) and torch.equal(m.decoder[28].bias, dec["28.bias"])
+    assert torch.equal(m.encoder.conv0.weight, vgg["0.weight"])
+    assert torch.equal(m.encoder.conv3_1.weight, vgg["16.weight"])
+    assert torch.equal(m.encoder.conv4_1.bias, vgg["29.bias"])
+
+
+def test_sanet_decoder_transformer_and_vgg_load(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    transformer = {}
+    for block in ("sanet4_1", "sanet5_1"):
+        for conv in ("f", "g", "h", "out_conv"):
+            transformer.update(_conv(f"{block}.{conv}.", 512, 512, 1, gen))
+    transformer.update(_conv("merge_conv.", 512, 512, 3, gen))
+    torch.save(_adain_decoder(gen), tmp_path / "decoder_iter_500000.pth")
+    torch.save(transformer, tmp_path / "transformer_iter_500000.pth")
+    vgg = _vgg_sequential(gen)
+    torch.save(vgg, tmp_path / "vgg_normalised.pth")
+    m = build("sanet", encoder_weights="random").load_reference(
+        tmp_path / "decoder_iter_500000.pth", tmp_path / "transformer_iter_500000.pth", tmp_path / "vgg_normalised.pth")
+    assert torch.equal(m.transform.sanet5_1.out_conv.weight, transformer["sanet5_1.out_conv.weight"])
+    assert torch.equal(m.transform.merge_conv.bias, transformer["merge_conv.bias"])
+    assert torch.equal(m.encoder.conv5_1.weight, vgg["42.weight"])
+
+
+@pytest.mark.parametrize("keys", [("meta_adain4_state_dict", "meta_adain3_state_dict"),
+                                  ("safin4_state_dict", "safin3_state_dict")])
+def test_safin_checkpoint_loads_with_either_key_set(tmp_path, keys):
+    gen = torch.Generator().manual_seed(2)
+    ckpt = {"decoder_state_dict": _safin_decoder(gen), keys[0]: _safin_module(512, gen), keys[1]: _safin_module(256, gen)}
+    torch.save(ckpt, tmp_path / "decoder.pth")
+    wave_vgg = {k.replace(f"{i}.", f"{name}.", 1): v for i, name in ((0, "conv0"), (2, "conv1_1"), (5, "conv1_2"),
+                (9, "conv2_1"), (12, "conv2_2"), (16, "conv3_1"), (19, "conv3_2"), (22, "conv3_3"), (25, "conv3_4"),
+                (29, "conv4_1")) for k, v in _vgg_sequential(gen).items() if k.startswith(f"{i}.")}
+    wave_vgg["pool1.LL.weight"] = torch.randn(64, 1, 2, 2)  # fixed Haar filters are ignored
+    torch.save(wave_vgg, tmp_path / "vgg_normalised.pth")
+    m = build("safin", encoder_weights="random").load_reference(tmp_path / "decoder.pth", tmp_path / "vgg_normalised.pth")
+    assert torch.equal(m.decoder.conv4_1.weight, ckpt["decoder_state_dict"]["conv4_1.weight"])
+    assert torch.equal(m.safin4.attention.value_conv.weight, ckpt[keys[0]]["attention.value_conv.weight"])
+    assert torch.equal(m.safin3.shared_bias, ckpt[keys[1]]["shared_bias"])
+    assert torch.equal(m.encoder.conv4_1.weight, wave_vgg["conv4_1.weight"])
+    # the Haar filters stay exact: a loaded model still reconstructs through its unpooling
+    with torch.inference_mode():
+        assert m(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40)).shape == (1, 3, 40, 40)
+
+
+def test_wrong_layouts_give_clear_errors(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    torch.save(_adain_decoder(gen), tmp_path / "decoder.pth")
+    with pytest.raises(InputError, match="decoder_state_dict"):
+        build("safin", encoder_weights="random").load_reference(tmp_path / "decoder.pth")
+    torch.save({"decoder_state_dict": _safin_decoder(gen)}, tmp_path / "partial.pth")
+    with pytest.raises(InputError, match="meta_adain4_state_dict"):
+        build("safin", encoder_weights="random").load_reference(tmp_path / "partial.pth")
+    bad = _adain_decoder(gen)
+    bad["1.weight"] = torch.randn(10, 10, 3, 3)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises((InputError, RuntimeError)):
+        build("adain", encoder_weights="random").load_reference(tmp_path / "bad.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a loadable checkpoint"):
+        build("adain", encoder_weights="random").load_reference(tmp_path / "junk.pth")
+
+
+def test_our_weights_round_trip(tmp_path):
+    from safin.methods import load_weights, save_weights
+
+    a = build("sanet_safin", encoder_weights="random")
+    save_weights(a, tmp_path / "w.pth", iteration=3)
+    b = build("sanet_safin", encoder_weights="random")
+    assert load_weights(b, tmp_path / "w.pth") == {"iteration": 3}
+    assert all(torch.equal(x, y) for x, y in zip(a.trainable(), b.trainable()))
+    with pytest.raises(InputError, match="method 'sanet_safin', not 'sanet'"):
+        load_weights(build("sanet", encoder_weights="random"), tmp_path / "w.pth")

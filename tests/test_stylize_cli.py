@@ -1,0 +1,82 @@
+"""``safin stylize`` as a user runs it: real sample images, odd sizes, folders, globs, bad input."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import REPO
+
+SAMPLE = REPO / "data" / "sample"
+
+
+def stylize(*args, expect=0):
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "stylize", *args], cwd=REPO,
+                         capture_output=True, text=True, env={**os.environ, "SAFIN_OFFLINE": "1"})
+    assert res.returncode == expect, res.stderr[-3000:]
+    return res
+
+
+@pytest.mark.parametrize("method", ["safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct"])
+def test_every_method_stylizes_a_real_image_at_491x500(tmp_path, method, real_cache):
+    content = tmp_path / "odd.png"
+    Image.open(SAMPLE / "content/chelsea.jpg").convert("RGB").resize((491, 500)).save(content)
+    out = tmp_path / "out.png"
+    res = stylize("--method", method, "--content", str(content), "--style", str(SAMPLE / "style/Gogh4.jpg"),
+                  "--content-size", "0", "--style-size", "128", "--output", str(out))
+    assert "UNTRAINED" in res.stderr  # no weights given: the user is told
+    assert Image.open(out).size == (491, 500)
+
+
+def test_folder_and_glob_inputs_write_one_file_per_pair(tmp_path):
+    res = stylize("--method", "adain", "--encoder-weights", "random", "--content", str(SAMPLE / "content/c*.jpg"),
+                  "--style", str(SAMPLE / "style/Gogh4.jpg"), "--content-size", "64", "--style-size", "64",
+                  "--output", str(tmp_path / "o"))
+    written = sorted((tmp_path / "o").glob("*.png"))
+    expected = sorted(SAMPLE.glob("content/c*.jpg"))
+    assert len(written) == len(expected) and all("_stylized_Gogh4" in p.name for p in written)
+    assert len(res.stdout.splitlines()) == len(expected)
+
+
+def test_two_styles_with_masks(tmp_path):
+    content = SAMPLE / "content/coffee.jpg"
+    w, h = Image.open(content).size
+    left = np.zeros((h, w), np.uint8)
+    left[:, : w // 2] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    Image.fromarray(255 - left).save(tmp_path / "right.png")
+    stylize("--method", "safin", "--encoder-weights", "random", "--content", str(content),
+            "--style", str(SAMPLE / "style/Gogh4.jpg"), "--style", str(SAMPLE / "style/Albrecht_D_rer_Lion_1494.jpg"),
+            "--mask", str(tmp_path / "left.png"), "--mask", str(tmp_path / "right.png"),
+            "--content-size", "96", "--style-size", "64", "--output", str(tmp_path / "o"))
+    assert len(list((tmp_path / "o").glob("coffee_interpolation_*.png"))) == 1
+
+
+def test_mismatched_mask_is_a_clear_error(tmp_path):
+    Image.new("L", (10, 10), 255).save(tmp_path / "m.png")
+    res = stylize("--method", "adain", "--encoder-weights", "random", "--content", str(SAMPLE / "content/coffee.jpg"),
+                  "--style", str(SAMPLE / "style/Gogh4.jpg"), "--mask", str(tmp_path / "m.png"),
+                  "--output", str(tmp_path / "o"), expect=1)
+    assert "mask" in res.stderr and "10x10" in res.stderr and "must match" in res.stderr
+
+
+def test_non_image_and_empty_files_are_reported_and_the_rest_written(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(SAMPLE / "content/coffee.jpg").save(src / "good.jpg")
+    (src / "notes.jpg").write_text("hello")
+    (src / "empty.png").write_bytes(b"")
+    res = stylize("--method", "adain", "--encoder-weights", "random", "--content", str(src),
+                  "--style", str(SAMPLE / "style/Gogh4.jpg"), "--content-size", "64", "--style-size", "64",
+                  "--output", str(tmp_path / "o"), expect=1)
+    assert "notes.jpg" in res.stderr and "not an image" in res.stderr
+    assert "empty.png" in res.stderr and "0 bytes" in res.stderr
+    assert [p.name for p in (tmp_path / "o").glob("*.png")] == ["good_stylized_Gogh4.png"]
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    res = stylize("--method", "adain", "--content", str(tmp_path / "nope*.jpg"), "--style",
+                  str(SAMPLE / "style/Gogh4.jpg"), expect=1)
+    assert "no such file, or no image files match" in res.stderr
