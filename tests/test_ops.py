@@ -71,3 +71,22 @@ def test_coral_gives_the_target_colour_statistics():
     out = coral(src, tgt)
     assert torch.allclose(out.reshape(3, -1).mean(1), tgt.reshape(3, -1).mean(1), atol=1e-3)
     assert torch.allclose(_cov(out), _cov(tgt), atol=1e-3)
+
+
+def test_attention_does_not_materialise_the_full_map():
+    """12k x 12k positions: the full float32 map would be 576 MB; the fused kernel must stay far below."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, torch\n"
+        "from safin.ops import attention\n"
+        "torch.manual_seed(0)\n"
+        "q, k, v = (torch.randn(1, 12000, 64) for _ in range(3))\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "attention(q, k, v)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)\n"
+    )
+    extra_mib = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout.strip())
+    assert extra_mib < 150, f"attention used {extra_mib:.0f} MiB extra; the full map is 549 MiB"
