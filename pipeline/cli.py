@@ -80,6 +80,19 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     return 0 if len(written) == expected else 1
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .params import load_params
+    from .train import run
+
+    try:
+        run(load_params(args.params), args.method, max_iter=args.max_iter, device=args.device,
+            out_dir=args.out_dir, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("training interrupted; the checkpoint is saved: rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -126,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--encoder-weights", default="normalised", choices=["normalised", "plain", "random"])
     s.set_defaults(func=_cmd_stylize)
+
+    s = sub.add_parser("train", help="train one method (stage train@METHOD); resumes from its last checkpoint")
+    s.add_argument("--method", required=True)
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--max-iter", type=int, help="override train.max_iter")
+    s.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
+    s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper)")
     s.add_argument("name", nargs="?")

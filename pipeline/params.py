@@ -50,6 +50,7 @@ def apply_profile(name: str, params_path: Path = PARAMS, profiles_dir: Path = PR
     values = profile_keys(name, profiles_dir)
     rt = YAML()
     rt.preserve_quotes = True
+    rt.width = 4096
     with open(params_path) as f:
         doc = rt.load(f)
     for dotted, value in values.items():

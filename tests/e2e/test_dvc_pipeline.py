@@ -41,6 +41,13 @@ def test_dvc_repro_on_ci_profile(repo_copy):
     sh([sys.executable, "-m", "pipeline.cli", "profile", "ci"], repo, env)
     out = sh(["dvc", "repro"], repo, env)
     assert "Running stage 'fetch_weights'" in out and "Running stage 'fetch_data'" in out
+    import baselines
+    for method in baselines.METHOD_NAMES:
+        assert f"Running stage 'train@{method}'" in out
+        summary = json.loads((repo / f"outputs/train/{method}/summary.json").read_text())
+        assert summary["iterations"] == 4 and summary["final_losses"]["total"] > 0
+        assert (repo / f"outputs/train/{method}/weights.pt").exists()
+        assert (repo / f"outputs/train/{method}/live/plots/metrics/loss/total.tsv").exists()
     manifest = json.loads((repo / "outputs/weights/manifest.json").read_text())
     assert set(manifest) == {"vgg19", "vgg19_normalised", "alexnet"}
     content = sorted((repo / "outputs/data/content").glob("*.jpg"))

@@ -1,0 +1,39 @@
+"""Stage ``train@METHOD``: build the trainer's config from ``params.yaml`` and train one method."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safin.training import TrainConfig, train
+
+#: keys of ``method_overrides`` that are trainer settings; the rest go to the method's constructor
+TRAINER_KEYS = {f.name for f in TrainConfig.__dataclass_fields__.values()}
+
+
+def config_from_params(params: dict[str, Any], method: str, **overrides) -> TrainConfig:
+    t = params["train"]
+    if method not in t["methods"]:
+        raise ValueError(f"method {method!r} is not in train.methods {t['methods']}")
+    per_method = dict(t.get("method_overrides", {}).get(method) or {})
+    trainer = {k: per_method.pop(k) for k in list(per_method) if k in TRAINER_KEYS}
+    data_out = Path(params["data"]["out"])
+    cfg = dict(
+        method=method, content_dir=str(data_out / "content"), style_dir=str(data_out / "style"),
+        out_dir=str(Path(t["out"]) / method), max_iter=int(t["max_iter"]), batch_size=int(t["batch_size"]),
+        lr=float(t["lr"]), lr_decay=float(t["lr_decay"]), crop=int(t["crop"]), seed=int(t["seed"]),
+        deterministic=bool(t["deterministic"]), device=str(t["device"]), compile=bool(t["compile"]),
+        num_workers=int(t["num_workers"]), checkpoint_every=int(t["checkpoint_every"]),
+        keep_checkpoints=int(t["keep_checkpoints"]), encoder_weights=str(t["encoder_weights"]),
+        method_kwargs=per_method,
+    )
+    cfg.update(trainer)
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**cfg)
+
+
+def run(params: dict[str, Any], method: str, **overrides) -> dict:
+    summary = train(config_from_params(params, method, **overrides))
+    if summary.get("images_per_s"):
+        print(f"{method}: {summary['iterations']} iterations, {summary['images_per_s']:.2f} images/s on "
+              f"{summary['device']}, final losses {summary['final_losses']}")
+    return summary
