@@ -93,6 +93,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_curves(args: argparse.Namespace) -> int:
+    from evaluation.curves import plot_loss_curves
+
+    from .params import load_params
+
+    params = load_params(args.params)
+    print(plot_loss_curves(Path(params["train"]["out"]), Path(args.out)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -148,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--out", default="outputs/figures/loss_curves.png")
+    s.set_defaults(func=_cmd_curves)
 
     s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper)")
     s.add_argument("name", nargs="?")
