@@ -103,6 +103,21 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stylize_pairs(args: argparse.Namespace) -> int:
+    from evaluation.grids import draw_all
+
+    from .params import load_params
+    from .stylize import stylize_pairs
+
+    params = load_params(args.params)
+    written = stylize_pairs(params)
+    n_pairs = len(next(iter(written.values())))
+    grids = draw_all(Path(params["stylize"]["out"]), Path(params["stylize"]["grids"]), list(written), n_pairs)
+    print(f"{sum(len(v) for v in written.values())} images in {params['stylize']['out']}; grids: "
+          + ", ".join(str(g) for g in grids))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -158,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("stylize-pairs", help="stylize the evaluation pairs with every method, draw grids (stage stylize)")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_stylize_pairs)
 
     s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
     s.add_argument("--params", default="params.yaml")

@@ -115,3 +115,38 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
     if failures:
         log.error("%d job(s) failed; %d written", len(failures), len(written))
     return written
+
+
+def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """Stage ``stylize``: every evaluation pair with every trained method.
+
+    Writes ``stylize.out/METHOD/PAIR.png`` (content and style scaled so the longer side is
+    ``stylize.size``) and ``stylize.out/inputs/PAIR_{content,style}.png`` at the same scale, so grids
+    and metrics read exactly what the methods saw.
+    """
+    from safin.data import read_pairs
+
+    s = params["stylize"]
+    sample_dir, out = Path(params["data"]["sample_dir"]), Path(s["out"])
+    pairs = read_pairs(Path(params["data"]["pairs"]))
+    methods = list(methods or s["methods"])
+    size = int(s["size"])
+    torch.manual_seed(int(s.get("seed", 0)))
+    inputs = out / "inputs"
+    loaded = []
+    for i, (c, st) in enumerate(pairs):
+        content, style = load_sized(sample_dir / c, size), load_sized(sample_dir / st, size)
+        save_image(content, inputs / f"{i:02d}_content.png")
+        save_image(style, inputs / f"{i:02d}_style.png")
+        loaded.append((content, style))
+    written: dict[str, list[Path]] = {}
+    for method in methods:
+        weights = Path(params["train"]["out"]) / method / "weights.pt"
+        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"))
+        device = next(model.parameters()).device
+        written[method] = []
+        for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {method}", unit="pair")):
+            with torch.inference_mode():
+                img = model(content.to(device), style.to(device), alpha=float(s.get("alpha", 1.0)))
+            written[method].append(save_image(img, out / method / f"{i:02d}.png"))
+    return written
