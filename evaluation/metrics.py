@@ -53,3 +53,91 @@ def lpips(a: torch.Tensor, b: torch.Tensor, *, random_trunk: bool = False) -> to
     with torch.inference_mode():
         d = model(a.float(), b.float(), normalize=True)
     return d.flatten()
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-pair metrics of a stylized output (see ../shared/design/evaluation.md §1)
+
+#: direction of each metric: -1 = lower is better, +1 = higher is better
+DIRECTION = {"content_loss": -1, "content_loss_euclid": -1, "style_loss": -1, "gram_loss": -1, "lpips": -1,
+             "ssim": 1, "hist_chi2": -1}
+
+DESCRIPTION = {
+    "content_loss": "MSE of normalised-VGG-19 relu4_1 features, output vs content (SAFIN code; paper: Euclidean)",
+    "content_loss_euclid": "Euclidean norm of the same feature difference (the paper's wording)",
+    "style_loss": "sum over relu1_1..relu4_1 of MSE(mean) + MSE(std), output vs style (std: unbiased + 1e-5)",
+    "gram_loss": "sum over relu1_1..relu5_1 of MSE of Gram matrices normalised by H*W, output vs style",
+    "lpips": "LPIPS-alex v0.1, output vs content (offline AlexNet trunk)",
+    "ssim": "SSIM of grayscale output vs content (scikit-image, data range 1)",
+    "hist_chi2": "chi-squared distance of 8x8x8 RGB histograms, output vs style",
+}
+
+
+@functools.lru_cache(maxsize=2)
+def _vgg(device: str = "cpu"):
+    from safin.assets import vgg19_encoder
+
+    return vgg19_encoder(normalised=True, last="relu5_1").to(device)
+
+
+def _feats(x: torch.Tensor):
+    taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    with torch.inference_mode():
+        return _vgg(str(x.device))(x, taps)
+
+
+def colour_histogram(img: torch.Tensor, bins: int = 8) -> torch.Tensor:
+    """Normalised joint RGB histogram (bins³) of a (3, H, W) image in [0, 1]."""
+    q = (img.clamp(0, 1) * bins).long().clamp(max=bins - 1)
+    idx = (q[0] * bins + q[1]) * bins + q[2]
+    h = torch.bincount(idx.flatten(), minlength=bins ** 3).double()
+    return h / h.sum()
+
+
+def hist_chi2(a: torch.Tensor, b: torch.Tensor, bins: int = 8) -> float:
+    ha, hb = colour_histogram(a, bins), colour_histogram(b, bins)
+    denom = ha + hb
+    mask = denom > 0
+    return float(0.5 * ((ha - hb)[mask] ** 2 / denom[mask]).sum())
+
+
+def ssim_gray(a: torch.Tensor, b: torch.Tensor) -> float:
+    from skimage.metrics import structural_similarity
+
+    w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    ga, gb = (a.cpu() * w).sum(0).numpy(), (b.cpu() * w).sum(0).numpy()
+    return float(structural_similarity(ga, gb, data_range=1.0))
+
+
+def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
+    """All per-pair metrics of one output (3, H, W) against its content (same size) and style."""
+    from safin.losses import gram_matrix, style_loss as _style_loss
+
+    if output.shape != content.shape:
+        raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in size")
+    fo, fc, fs = _feats(output[None]), _feats(content[None]), _feats(style[None])
+    diff = fo["relu4_1"] - fc["relu4_1"]
+    style4 = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    gram = sum(float(torch.nn.functional.mse_loss(gram_matrix(fo[t]), gram_matrix(fs[t]))) for t in fo)
+    return {
+        "content_loss": float(diff.pow(2).mean()),
+        "content_loss_euclid": float(diff.flatten().norm()),
+        "style_loss": float(_style_loss([fo[t] for t in style4], [fs[t] for t in style4])),
+        "gram_loss": gram,
+        "lpips": float(lpips(output, content)[0]),
+        "ssim": ssim_gray(output, content),
+        "hist_chi2": hist_chi2(output, style),
+    }
+
+
+def bootstrap_ci(values, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): percentile bootstrap CI of the mean over pairs."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or np.all(x == x[0]):
+        return float(x.mean()), float(x.mean()), float(x.mean())
+    res = bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+                    random_state=np.random.default_rng(seed))
+    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)

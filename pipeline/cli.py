@@ -118,6 +118,32 @@ def _cmd_stylize_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .params import load_params
+
+    doc = evaluate(load_params(args.params))
+    for method, metrics in doc["metrics"].items():
+        print(method, "  ".join(f"{k}={v['mean']:.4g}" for k, v in metrics.items()))
+    return 0
+
+
+def _cmd_regression(args: argparse.Namespace) -> int:
+    from evaluation.regression import gate, update
+
+    from .params import load_params
+
+    r = load_params(args.params)["regression"]
+    reference, current = Path(args.reference or r["reference"]), Path(args.current or r["current"])
+    if args.update:
+        update(reference, current)
+        print(f"{reference}: updated from {current}")
+        return 0
+    code, text = gate(reference, current, r.get("tolerances", {}), strict=args.strict)
+    print(text)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -177,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stylize-pairs", help="stylize the evaluation pairs with every method, draw grids (stage stylize)")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_stylize_pairs)
+
+    s = sub.add_parser("evaluate", help="metrics per pair and method with bootstrap CIs (stage evaluate)")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("regression", help="CI gate: compare metrics with the frozen reference")
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--reference", help="default: regression.reference")
+    s.add_argument("--current", help="default: regression.current")
+    s.add_argument("--strict", action="store_true", help="fail on any change beyond tolerance, better or worse")
+    s.add_argument("--update", action="store_true", help="make the current metrics the new reference")
+    s.set_defaults(func=_cmd_regression)
 
     s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
     s.add_argument("--params", default="params.yaml")

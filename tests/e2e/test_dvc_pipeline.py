@@ -40,6 +40,7 @@ def test_dvc_repro_on_ci_profile(repo_copy):
     repo, env = repo_copy
     sh([sys.executable, "-m", "pipeline.cli", "profile", "ci"], repo, env)
     out = sh(["dvc", "repro"], repo, env)
+    print(out[-2000:])
     assert "Running stage 'fetch_weights'" in out and "Running stage 'fetch_data'" in out
     import baselines
     for method in baselines.METHOD_NAMES:
@@ -57,5 +58,14 @@ def test_dvc_repro_on_ci_profile(repo_copy):
     report = json.loads((repo / "outputs/data/style/report.json").read_text())
     assert report["unreadable"] == []
     assert (repo / "dvc.lock").exists()
+    # stylize: 40 pairs x 6 methods, grids; evaluate: metrics; the CI regression gate on the ci reference
+    assert len(list((repo / "outputs/stylized/safin").glob("*.png"))) == 40
+    assert (repo / "outputs/figures/grids/fig2_semantic_awareness.png").exists()
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert summary["profile"] == "ci" and set(summary["metrics"]) == set(baselines.METHOD_NAMES)
+    gate = subprocess.run([sys.executable, "-m", "pipeline.cli", "regression"], cwd=repo, env=env,
+                          capture_output=True, text=True)
+    print(gate.stdout)
+    assert gate.returncode == 0, "metric regression gate failed:\n" + gate.stdout[-4000:]
     again = sh(["dvc", "repro"], repo, env)
     assert "Running stage" not in again  # nothing changed: nothing re-runs
