@@ -144,6 +144,15 @@ def _cmd_regression(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .params import load_params
+    from .report import report
+
+    md, page = report(load_params(args.params))
+    print(f"{md}\n{page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -215,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strict", action="store_true", help="fail on any change beyond tolerance, better or worse")
     s.add_argument("--update", action="store_true", help="make the current metrics the new reference")
     s.set_defaults(func=_cmd_regression)
+
+    s = sub.add_parser("report", help="claims table and the Markdown/HTML report (stage report)")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
     s.add_argument("--params", default="params.yaml")

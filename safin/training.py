@@ -69,10 +69,22 @@ class TrainConfig:
     progress: bool = True
 
     def fingerprint(self) -> str:
-        """What must match for a checkpoint to be resumed (not out_dir, progress, workers, ...)."""
+        """What must match for a checkpoint to be resumed: the recipe (not out_dir, max_iter, workers,
+        ...) and the model/trainer code, so a checkpoint of changed code is never resumed."""
         keys = ("method", "batch_size", "lr", "lr_decay", "crop", "seed", "encoder_weights", "method_kwargs")
         blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hashlib.sha256((blob + code_hash()).encode()).hexdigest()[:16]
+
+
+def code_hash() -> str:
+    """sha256 over the sources of the ``safin`` and ``baselines`` packages."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for pkg in (root, root.parent / "baselines"):
+        for f in sorted(pkg.glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,6 +301,7 @@ def train(cfg: TrainConfig) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 / (1.0 + cfg.lr_decay * i))
 
     start = 0
+    last_from_ckpt: dict[str, float] = {}
     ckpt, problems = find_resumable(cfg)
     for p in problems:
         log.warning(p)
@@ -299,6 +312,7 @@ def train(cfg: TrainConfig) -> dict:
         sched.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"])
         start = ckpt["iteration"]
+        last_from_ckpt = ckpt.get("last_losses", {})
         if rank == 0:
             log.info("resuming %s from iteration %d (%s)", cfg.method, start, ckpt["path"])
 
@@ -331,14 +345,15 @@ def train(cfg: TrainConfig) -> dict:
         path = checkpoint_dir(cfg) / f"ckpt_{iteration:09d}.pt"
         _atomic_save({"model": trained_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                       "rng": _rng_state(), "iteration": iteration, "sampler_position": iteration * cfg.batch_size,
-                      "fingerprint": cfg.fingerprint(), "config": dataclasses.asdict(cfg), "path": str(path)}, path)
+                      "fingerprint": cfg.fingerprint(), "config": dataclasses.asdict(cfg), "path": str(path),
+                      "last_losses": last}, path)
         _prune(cfg)
 
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.max_iter, initial=start, desc=f"train {cfg.method}", unit="it", dynamic_ncols=True,
                disable=not (cfg.progress and rank == 0))
-    last: dict[str, float] = {}
+    last: dict[str, float] = dict(last_from_ckpt)
     t0, done = time.perf_counter(), 0
     old_handler = signal.getsignal(signal.SIGTERM)
     if rank == 0:
@@ -389,6 +404,9 @@ def train(cfg: TrainConfig) -> dict:
                "images_per_s": done * cfg.batch_size / elapsed if done and elapsed > 0 else None,
                "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
                "world_size": world, "final_losses": last, "weights": str(out / "weights.pt")}
+    previous = out / "summary.json"
+    if not done and previous.exists():  # nothing left to train: keep the throughput measured before
+        summary["images_per_s"] = json.loads(previous.read_text()).get("images_per_s")
     if rank == 0:
         save_weights(model, out / "weights.pt", iteration=iteration, config=dataclasses.asdict(cfg))
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

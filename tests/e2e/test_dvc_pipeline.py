@@ -67,5 +67,11 @@ def test_dvc_repro_on_ci_profile(repo_copy):
                           capture_output=True, text=True)
     print(gate.stdout)
     assert gate.returncode == 0, "metric regression gate failed:\n" + gate.stdout[-4000:]
+    report = (repo / "reports/report.md").read_text()
+    assert "The paper's claims" in report and "ci profile" in report
+    claims = json.loads((repo / "reports/claims.json").read_text())
+    assert len(claims) >= 8 and {c["verdict"] for c in claims} <= {"reproduced", "not reproduced", "inconclusive"}
+    page = (repo / "reports/report.html").read_text()
+    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
     again = sh(["dvc", "repro"], repo, env)
     assert "Running stage" not in again  # nothing changed: nothing re-runs

@@ -1,0 +1,135 @@
+"""The report: setup, metrics with CIs, claims with verdicts, grids and curves — Markdown and a
+self-contained HTML file (images embedded) that opens offline."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import html
+import json
+import platform
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+from .claims import Verdict
+from .metrics import DESCRIPTION, DIRECTION
+
+SCALE_NOTE = {
+    "ci": "ci profile: every model trained for a handful of iterations at 64 px — the numbers test the "
+          "machinery, not the methods. No claim can be decided at this scale.",
+    "demo": "demo profile: every model trained for a few hundred CPU iterations on 55 sample images "
+            "(the paper: 160k iterations on MS-COCO + WikiArt). Verdicts describe these barely-trained "
+            "models; they cannot confirm or refute what the paper says about converged ones.",
+    "paper": "paper profile: the paper's recipe and data; verdicts speak to the paper's claims.",
+}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).exists() else "missing"
+
+
+def environment() -> dict:
+    import torch
+    import torchvision
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "git commit": commit,
+            "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "platform": platform.platform(), "device": device}
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def metrics_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    metrics = list(DIRECTION)
+    header = ["method"] + [f"{m} {'↓' if DIRECTION[m] < 0 else '↑'}" for m in metrics]
+    rows = []
+    for method, vals in summary["metrics"].items():
+        rows.append([method] + [f"{_fmt(vals[m]['mean'])} [{_fmt(vals[m]['ci95'][0])}, {_fmt(vals[m]['ci95'][1])}]"
+                                for m in metrics])
+    return header, rows
+
+
+def _md_table(header, rows) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _html_table(header, rows) -> str:
+    h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
+                 train_dir: Path, out_dir: Path, inputs: dict[str, Path]) -> tuple[Path, Path]:
+    summary = json.loads(Path(summary_path).read_text())
+    profile = params.get("profile", "?")
+    env = environment()
+    setup = [[k, v] for k, v in env.items()]
+    setup += [["profile", profile], ["seeds", f"train {params['train']['seed']}, stylize {params['stylize']['seed']}, "
+                                               f"bootstrap {params['evaluate']['seed']}"],
+              ["evaluation pairs", str(summary["n_pairs"])]]
+    setup += [[f"sha256 {name}", _sha256(p)] for name, p in inputs.items()]
+    train_rows = []
+    for method in params["train"]["methods"]:
+        f = Path(train_dir) / method / "summary.json"
+        if f.exists():
+            t = json.loads(f.read_text())
+            ips = t.get("images_per_s")
+            train_rows.append([method, t["iterations"], f"{ips:.2f}" if ips else "—", t["device"],
+                               _fmt(t["final_losses"].get("total", float("nan")))])
+    m_header, m_rows = metrics_rows(summary)
+    claim_header = ["claim", "paper", "evidence", "verdict"]
+    claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
+    definitions = [[k, v] for k, v in DESCRIPTION.items()]
+
+    md = [f"# SAFIN reproduction report — profile `{profile}`", "",
+          f"> {SCALE_NOTE.get(profile, '')}", "",
+          "## Setup", _md_table(["item", "value"], setup), "",
+          "## Training", _md_table(["method", "iterations", "images/s", "device", "final total loss"], train_rows), "",
+          "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
+          _md_table(["metric", "definition"], definitions), "",
+          "## The paper's claims", _md_table(claim_header, claim_rows), "",
+          f"_{SCALE_NOTE.get(profile, '')}_", "",
+          "## Speed", "Not measured by this pipeline yet (the benchmark stage is a separate issue).", "",
+          "## User study", "No responses collected yet: the study claims stay inconclusive.", "",
+          "## Figures"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for fig in figures:
+        rel = Path(*([".."] * len(out_dir.parts))) / fig if not out_dir.is_absolute() else fig
+        md += [f"### {fig.stem}", f"![{fig.stem}]({rel.as_posix()})", ""]
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(md) + "\n")
+
+    imgs = "".join(f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' src='data:image/png;base64,"
+                   f"{base64.b64encode(f.read_bytes()).decode()}'>" for f in figures if f.exists())
+    style = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}"
+             ".note{background:#fff6d5;padding:0.6em 1em;border-left:4px solid #e0b000}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>SAFIN report ({html.escape(profile)})</title>"
+            f"<style>{style}</style></head><body><h1>SAFIN reproduction report — profile {html.escape(profile)}</h1>"
+            f"<p class='note'>{html.escape(SCALE_NOTE.get(profile, ''))}</p>"
+            f"<h2>Setup</h2>{_html_table(['item', 'value'], setup)}"
+            f"<h2>Training</h2>{_html_table(['method', 'iterations', 'images/s', 'device', 'final total loss'], train_rows)}"
+            f"<h2>Metrics (mean over pairs, bootstrap 95% CI)</h2>{_html_table(m_header, m_rows)}"
+            f"{_html_table(['metric', 'definition'], definitions)}"
+            f"<h2>The paper's claims</h2>{_html_table(claim_header, claim_rows)}"
+            "<h2>Speed</h2><p>Not measured by this pipeline yet.</p>"
+            "<h2>User study</h2><p>No responses collected yet: the study claims stay inconclusive.</p>"
+            f"<h2>Figures</h2>{imgs}</body></html>")
+    html_path = out_dir / "report.html"
+    html_path.write_text(page)
+    (out_dir / "claims.json").write_text(json.dumps([asdict(c) for c in claims], indent=2) + "\n")
+    return md_path, html_path

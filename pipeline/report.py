@@ -1,0 +1,22 @@
+"""Stage ``report``: claims against measurements, and the Markdown/HTML report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from evaluation.claims import check_claims
+from evaluation.report import build_report
+
+
+def report(params: dict) -> tuple[Path, Path]:
+    r = params["report"]
+    metrics_dir = Path(params["evaluate"]["out"])
+    train_dir = Path(params["train"]["out"])
+    claims = check_claims(metrics_dir / "per_pair.csv", train_dir, Path(r["survey"]) if r.get("survey") else None)
+    grids = Path(params["stylize"]["grids"])
+    figures = [grids / f"{n}.png" for n in ("fig2_semantic_awareness", "fig5a_sanet_vs_safin_in_sanet", "fig6_fin_vs_safin")]
+    figures += [Path(r["curves"])] + sorted(grids.glob("pairs_*.png"))
+    inputs = {"pairs.csv": Path(params["data"]["pairs"]), "data/sample/SHA256SUMS": Path(params["data"]["sample_dir"]) / "SHA256SUMS",
+              "weights manifest": Path("outputs/weights/manifest.json"), "metrics/summary.json": metrics_dir / "summary.json"}
+    return build_report(params=params, summary_path=metrics_dir / "summary.json", claims=claims,
+                        figures=[f for f in figures if f.exists()], train_dir=train_dir, out_dir=Path(r["out"]),
+                        inputs=inputs)

@@ -1,0 +1,73 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from evaluation.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, better, check_claims, read_per_pair, similar
+from evaluation.metrics import DIRECTION, bootstrap_ci, hist_chi2, pair_metrics
+
+METHODS = ("safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct")
+
+
+def _per_pair(tmp_path, shift):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "per_pair.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "pair", *DIRECTION])
+        base = {m: rng.uniform(1, 2, 40) for m in DIRECTION}
+        for method in METHODS:
+            for i in range(40):
+                w.writerow([method, i, *[base[m][i] * (1 + shift.get((method, m), 0.0)) for m in DIRECTION]])
+    return path
+
+
+def test_better_decides_only_when_the_ci_excludes_zero(tmp_path):
+    pp = read_per_pair(_per_pair(tmp_path, {("sanet_safin", "content_loss"): -0.1, ("safin", "ssim"): -0.1}))
+    assert better(pp, "sanet_safin", "sanet", "content_loss")[0] == REPRODUCED
+    assert better(pp, "sanet", "sanet_safin", "content_loss")[0] == NOT_REPRODUCED
+    assert better(pp, "adain", "wct", "content_loss")[0] == INCONCLUSIVE   # identical values
+    assert better(pp, "safin", "wct", "ssim")[0] == NOT_REPRODUCED         # higher is better for SSIM
+    assert better(pp, "safin", "missing", "ssim")[0] == INCONCLUSIVE
+
+
+def test_similar_is_an_equivalence_test(tmp_path):
+    pp = read_per_pair(_per_pair(tmp_path, {("sanet_safin", "style_loss"): 0.05, ("safin", "style_loss"): 0.5}))
+    assert similar(pp, "sanet_safin", "sanet", "style_loss")[0] == REPRODUCED
+    assert similar(pp, "safin", "sanet", "style_loss")[0] == NOT_REPRODUCED
+
+
+def test_claims_without_training_logs_or_survey_are_inconclusive(tmp_path):
+    verdicts = check_claims(_per_pair(tmp_path, {}), tmp_path / "no-train", None)
+    by_claim = {v.claim: v for v in verdicts}
+    assert by_claim["SAFIN has the fewest artifacts in the user study"].verdict == INCONCLUSIVE
+    assert "no user-study responses" in by_claim["Users prefer SAFIN's stylization"].evidence
+    assert len(verdicts) >= 8
+
+
+def test_bootstrap_ci_brackets_the_mean():
+    mean, lo, hi = bootstrap_ci(np.arange(40.0))
+    assert lo < mean < hi and mean == 19.5
+    assert bootstrap_ci([3.0, 3.0]) == (3.0, 3.0, 3.0)
+
+
+def test_pair_metrics_of_an_identical_image(real_cache):
+    import torch
+
+    torch.manual_seed(0)
+    img = torch.rand(3, 64, 64)
+    m = pair_metrics(img, img, img)
+    assert m["content_loss"] == 0 and m["lpips"] < 1e-6 and abs(m["ssim"] - 1) < 1e-6
+    assert m["style_loss"] < 1e-6 and m["hist_chi2"] == 0
+    other = pair_metrics(img, img, torch.rand(3, 64, 64) * 0.3)
+    assert other["style_loss"] > 0.01 and other["hist_chi2"] > 0.1
+    with pytest.raises(ValueError, match="differ in size"):
+        pair_metrics(img, img[:, :32], img)
+
+
+def test_hist_chi2_bounds():
+    import torch
+
+    black, white = torch.zeros(3, 8, 8), torch.ones(3, 8, 8)
+    assert hist_chi2(black, black) == 0 and abs(hist_chi2(black, white) - 1.0) < 1e-12
