@@ -39,7 +39,11 @@ def evaluate(params: dict) -> dict:
             vals = [r[metric] for r in rows if r["method"] == method]
             mean, lo, hi = bootstrap_ci(vals, n_resamples=int(e["bootstrap"]), seed=int(e["seed"]))
             summary[method][metric] = {"mean": round(mean, 6), "ci95": [round(lo, 6), round(hi, 6)]}
-    doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "metrics": summary,
+    skipped = {"ArtFID/FID/KID": f"not computed: they need Inception weights trained on art (a hub download, not "
+                                 f"available offline) and at least 800 images; this set has {n_pairs} pairs"}
+    for name, why in skipped.items():
+        print(f"{name}: {why}")
+    doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "metrics": summary, "skipped": skipped,
            "definitions": DESCRIPTION, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc
