@@ -139,7 +139,7 @@ def check_claims(per_pair_csv: Path, train_dir: Path, survey_json: Path | None =
             if survey_json is None or not Path(survey_json).exists():
                 return INCONCLUSIVE, "no user-study responses yet (see the survey stage)", {}
             doc = json.loads(Path(survey_json).read_text())
-            shares = doc.get("shares", {}).get(question)
+            shares = {m: v for m, v in doc.get("shares", {}).get(question, {}).items() if not m.startswith("_")}
             if not shares:
                 return INCONCLUSIVE, f"the study has no answers to {question!r}", {}
             best = max(shares, key=lambda m: shares[m]["share"])
@@ -147,8 +147,10 @@ def check_claims(per_pair_csv: Path, train_dir: Path, survey_json: Path | None =
             others_hi = max(v["ci95"][1] for m, v in shares.items() if m != "safin")
             verdict = REPRODUCED if best == "safin" and lo > others_hi else (
                 NOT_REPRODUCED if best != "safin" and shares[best]["ci95"][0] > shares["safin"]["ci95"][1] else INCONCLUSIVE)
-            sim = " (SIMULATED responses)" if doc.get("simulated") else ""
-            return verdict, f"{label}: " + ", ".join(f"{m} {v['share']:.0%}" for m, v in shares.items()) + sim, shares
+            text = f"{label}: " + ", ".join(f"{m} {v['share']:.0%}" for m, v in shares.items())
+            if doc.get("simulated"):  # synthetic votes are no evidence about the paper
+                return INCONCLUSIVE, text + " — SIMULATED responses, not evidence; run the real study", shares
+            return verdict, text, shares
         return fn
 
     add("Users prefer SAFIN's stylization", "§4.3, Fig. 7", study("best_stylization", "vote shares"))

@@ -71,7 +71,8 @@ def _html_table(header, rows) -> str:
 
 
 def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
-                 train_dir: Path, out_dir: Path, inputs: dict[str, Path]) -> tuple[Path, Path]:
+                 train_dir: Path, out_dir: Path, inputs: dict[str, Path],
+                 survey_path: Path | None = None) -> tuple[Path, Path]:
     summary = json.loads(Path(summary_path).read_text())
     profile = params.get("profile", "?")
     env = environment()
@@ -93,6 +94,14 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
     definitions = [[k, v] for k, v in DESCRIPTION.items()]
 
+    study_note = "No responses collected yet: the study claims stay inconclusive."
+    if survey_path is not None and Path(survey_path).exists():
+        sdoc = json.loads(Path(survey_path).read_text())
+        p = sdoc["participants"]
+        study_note = (("SIMULATED responses (no real study yet): the figures below show the tally machinery, "
+                       "not people's judgements. " if sdoc.get("simulated") else "")
+                      + f"{p['kept']} of {p['total']} participants kept; excluded: "
+                      + "; ".join(f"{k}: {len(v)}" for k, v in p["excluded"].items()) + ".")
     md = [f"# SAFIN reproduction report — profile `{profile}`", "",
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## Setup", _md_table(["item", "value"], setup), "",
@@ -102,7 +111,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           "## The paper's claims", _md_table(claim_header, claim_rows), "",
           f"_{SCALE_NOTE.get(profile, '')}_", "",
           "## Speed", "Not measured by this pipeline yet (the benchmark stage is a separate issue).", "",
-          "## User study", "No responses collected yet: the study claims stay inconclusive.", "",
+          "## User study", study_note, "",
           "## Figures"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +136,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
             f"{_html_table(['metric', 'definition'], definitions)}"
             f"<h2>The paper's claims</h2>{_html_table(claim_header, claim_rows)}"
             "<h2>Speed</h2><p>Not measured by this pipeline yet.</p>"
-            "<h2>User study</h2><p>No responses collected yet: the study claims stay inconclusive.</p>"
+            f"<h2>User study</h2><p>{html.escape(study_note)}</p>"
             f"<h2>Figures</h2>{imgs}</body></html>")
     html_path = out_dir / "report.html"
     html_path.write_text(page)

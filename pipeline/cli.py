@@ -153,6 +153,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_survey(args: argparse.Namespace) -> int:
+    from .params import load_params
+    from .survey import plan, simulate_responses, tally_stage
+
+    params = load_params(args.params)
+    if args.action == "plan":
+        print(plan(params, Path(args.out) if args.out else None))
+    elif args.action == "simulate":
+        print(simulate_responses(params, Path(args.out or "outputs/survey/simulated_responses.csv")))
+    else:
+        doc = tally_stage(params)
+        label = " (SIMULATED)" if doc["simulated"] else ""
+        for q, shares in doc["shares"].items():
+            print(f"{q}{label}: " + ", ".join(f"{m} {v['share']:.1%} [{v['ci95'][0]:.1%}, {v['ci95'][1]:.1%}]"
+                                            for m, v in shares.items() if not m.startswith("_")))
+        excluded = doc["participants"]["excluded"]
+        print("excluded: " + "; ".join(f"{k}: {len(v)} {v}" for k, v in excluded.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -228,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="claims table and the Markdown/HTML report (stage report)")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("survey", help="user study: plan, simulate responses, tally (stage survey_tally)")
+    s.add_argument("action", choices=["plan", "simulate", "tally"])
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--out", help="output file (plan, simulate)")
+    s.set_defaults(func=_cmd_survey)
 
     s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
     s.add_argument("--params", default="params.yaml")

@@ -14,9 +14,12 @@ def report(params: dict) -> tuple[Path, Path]:
     claims = check_claims(metrics_dir / "per_pair.csv", train_dir, Path(r["survey"]) if r.get("survey") else None)
     grids = Path(params["stylize"]["grids"])
     figures = [grids / f"{n}.png" for n in ("fig2_semantic_awareness", "fig5a_sanet_vs_safin_in_sanet", "fig6_fin_vs_safin")]
+    survey_dir = Path(r["survey"]).parent if r.get("survey") else None
+    if survey_dir is not None:
+        figures += [survey_dir / "fig7_grouped.png", survey_dir / "fig7_stacked.png"]
     figures += [Path(r["curves"])] + sorted(grids.glob("pairs_*.png"))
     inputs = {"pairs.csv": Path(params["data"]["pairs"]), "data/sample/SHA256SUMS": Path(params["data"]["sample_dir"]) / "SHA256SUMS",
               "weights manifest": Path("outputs/weights/manifest.json"), "metrics/summary.json": metrics_dir / "summary.json"}
     return build_report(params=params, summary_path=metrics_dir / "summary.json", claims=claims,
                         figures=[f for f in figures if f.exists()], train_dir=train_dir, out_dir=Path(r["out"]),
-                        inputs=inputs)
+                        inputs=inputs, survey_path=Path(r["survey"]) if r.get("survey") else None)

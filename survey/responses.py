@@ -1,0 +1,95 @@
+"""The one response schema (long format, one row per participant × screen × question) and its validation.
+
+Columns of the CSV, in order:
+
+| column | meaning |
+|---|---|
+| participant | participant id (p01, ...) |
+| set | evaluation set (pair) id, 0-based |
+| kind | regular / repeat / attention |
+| question | best_stylization / fewest_artifacts |
+| chosen | the method the participant picked (or ``broken`` on an attention check) |
+| displayed_order | the methods as shown, left to right, joined by ``;`` |
+| shown_at, answered_at | ISO-8601 timestamps (UTC) |
+| simulated | ``1`` for synthetic responses (``safin survey simulate``), else ``0`` |
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COLUMNS = ["participant", "set", "kind", "question", "chosen", "displayed_order", "shown_at", "answered_at", "simulated"]
+KINDS = {"regular", "repeat", "attention"}
+
+
+class ResponseError(ValueError):
+    """A response file that does not follow the schema."""
+
+
+@dataclass
+class Responses:
+    rows: list[dict]
+    problems: list[str] = field(default_factory=list)   # rows dropped, with the reason
+
+    @property
+    def simulated(self) -> bool:
+        return any(r["simulated"] for r in self.rows)
+
+
+def read_responses(paths: list[Path], questions: set[str] | None = None) -> Responses:
+    """Read and validate one or more CSV files (server export and/or static-form files).
+
+    Rows that break the schema are dropped and reported (file, line, reason); a file without the
+    required columns is an error naming the file. Exact duplicate answers (the same participant, set,
+    kind and question twice) keep the first and are reported.
+    """
+    rows, problems, seen = [], [], set()
+    for path in paths:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = set(COLUMNS[:6]) - set(reader.fieldnames or [])
+            if missing:
+                raise ResponseError(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}")
+            for line, r in enumerate(reader, start=2):
+                where = f"{path}:{line}"
+                try:
+                    order = [m for m in r["displayed_order"].split(";") if m]
+                    row = {"participant": r["participant"].strip(), "set": int(r["set"]), "kind": r["kind"].strip(),
+                           "question": r["question"].strip(), "chosen": r["chosen"].strip(), "order": order,
+                           "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""),
+                           "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True")}
+                except (ValueError, KeyError, AttributeError) as e:
+                    problems.append(f"{where}: unreadable row ({e})")
+                    continue
+                if not row["participant"]:
+                    problems.append(f"{where}: no participant id")
+                elif row["kind"] not in KINDS:
+                    problems.append(f"{where}: kind {row['kind']!r} is not one of {sorted(KINDS)}")
+                elif questions and row["question"] not in questions:
+                    problems.append(f"{where}: unknown question {row['question']!r}")
+                elif row["chosen"] not in row["order"]:
+                    problems.append(f"{where}: chosen {row['chosen']!r} was not displayed ({row['order']})")
+                else:
+                    key = (row["participant"], row["set"], row["kind"], row["question"])
+                    if key in seen:
+                        problems.append(f"{where}: duplicate answer of {row['participant']} to set {row['set']} "
+                                        f"({row['kind']}, {row['question']}); the first is kept")
+                        continue
+                    seen.add(key)
+                    rows.append(row)
+    return Responses(rows, problems)
+
+
+def write_responses(rows: list[dict], path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            out = {k: r.get(k, "") for k in COLUMNS}
+            out["displayed_order"] = ";".join(r["order"]) if "order" in r else r.get("displayed_order", "")
+            out["simulated"] = "1" if r.get("simulated") else "0"
+            w.writerow(out)
+    return path

@@ -1,0 +1,177 @@
+"""Tallying a user study with statistics that respect its clustering (../shared/design/evaluation.md §2).
+
+Votes are clustered by participant and by set, so iid intervals are too narrow: the main intervals
+are a **two-way cluster bootstrap** (participants and sets resampled independently). Also reported:
+naive Wilson intervals (reference only), a naive χ² test against chance, Friedman's test on
+per-participant counts with Holm-corrected pairwise Wilcoxon signed-rank tests, Fleiss' and
+Randolph's kappa, Krippendorff's alpha, position bias, consistency on repeated sets, agreement
+between the two questions (Cramér's V) and per-set shares. Exclusions (failed attention checks,
+incomplete participants, invalid or duplicate rows) are counted and listed, never hidden.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .design import BROKEN
+from .responses import Responses
+
+
+@dataclass
+class TallyConfig:
+    methods: list[str]
+    questions: list[str]
+    min_regular_fraction: float = 0.9   # a participant answering fewer regular sets is "incomplete"
+    n_sets: int | None = None
+    n_bootstrap: int = 2000
+    seed: int = 0
+
+
+def exclusions(resp: Responses, cfg: TallyConfig) -> tuple[set[str], dict[str, list[str]]]:
+    """(excluded participant ids, {reason: [participants]})."""
+    by_p = defaultdict(list)
+    for r in resp.rows:
+        by_p[r["participant"]].append(r)
+    reasons: dict[str, list[str]] = {"failed attention check": [], "incomplete": []}
+    n_sets = cfg.n_sets or len({r["set"] for r in resp.rows if r["kind"] == "regular"})
+    need = int(np.ceil(cfg.min_regular_fraction * n_sets * len(cfg.questions)))
+    for p, rows in sorted(by_p.items()):
+        if any(r["kind"] == "attention" and r["chosen"] == BROKEN for r in rows):
+            reasons["failed attention check"].append(p)
+        elif sum(r["kind"] == "regular" for r in rows) < need:
+            reasons["incomplete"].append(p)
+    excluded = {p for ps in reasons.values() for p in ps}
+    return excluded, reasons
+
+
+def vote_tensor(rows: list[dict], methods: list[str], question: str) -> tuple[np.ndarray, list[str], list[int]]:
+    """V[p, s, m] = 1 if participant p chose m for set s (regular screens of ``question``)."""
+    rows = [r for r in rows if r["kind"] == "regular" and r["question"] == question and r["chosen"] in methods]
+    parts = sorted({r["participant"] for r in rows})
+    sets = sorted({r["set"] for r in rows})
+    pi, si, mi = {p: i for i, p in enumerate(parts)}, {s: i for i, s in enumerate(sets)}, {m: i for i, m in enumerate(methods)}
+    v = np.zeros((len(parts), len(sets), len(methods)))
+    for r in rows:
+        v[pi[r["participant"]], si[r["set"]], mi[r["chosen"]]] = 1
+    return v, parts, sets
+
+
+def cluster_bootstrap(v: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Vote shares of ``n`` two-way cluster-bootstrap resamples: (n, methods)."""
+    rng = np.random.default_rng(seed)
+    P, S, _ = v.shape
+    wp = rng.multinomial(P, np.full(P, 1 / P), size=n).astype(float)   # how often each participant is drawn
+    ws = rng.multinomial(S, np.full(S, 1 / S), size=n).astype(float)
+    num = np.einsum("bp,bs,psm->bm", wp, ws, v)
+    return num / np.clip(num.sum(1, keepdims=True), 1e-12, None)
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def tally(resp: Responses, cfg: TallyConfig) -> dict:
+    """Every number of the study, as a JSON-able dict."""
+    from scipy import stats
+    from scipy.stats.contingency import association
+    from statsmodels.stats.inter_rater import fleiss_kappa
+    from statsmodels.stats.multitest import multipletests
+
+    excluded, reasons = exclusions(resp, cfg)
+    kept = [r for r in resp.rows if r["participant"] not in excluded]
+    doc: dict = {"simulated": resp.simulated, "methods": cfg.methods, "questions": cfg.questions,
+                 "participants": {"total": len({r['participant'] for r in resp.rows}),
+                                  "kept": len({r['participant'] for r in kept}),
+                                  "excluded": {k: v for k, v in reasons.items()}},
+                 "invalid_rows": resp.problems, "shares": {}, "tests": {}, "agreement": {},
+                 "position_bias": {}, "per_set": {}, "consistency": {}}
+    k = len(cfg.methods)
+    for q in cfg.questions:
+        v, parts, sets = vote_tensor(kept, cfg.methods, q)
+        if v.size == 0 or v.sum() == 0:
+            continue
+        counts = v.sum((0, 1))
+        total = counts.sum()
+        boot = cluster_bootstrap(v, cfg.n_bootstrap, cfg.seed)
+        doc["shares"][q] = {m: {"share": float(counts[i] / total), "votes": int(counts[i]),
+                                "ci95": [float(np.percentile(boot[:, i], 2.5)), float(np.percentile(boot[:, i], 97.5))],
+                                "wilson95_naive": list(wilson(int(counts[i]), int(total)))}
+                            for i, m in enumerate(cfg.methods)}
+        doc["shares"][q]["_n"] = {"votes": int(total), "participants": len(parts), "sets": len(sets)}
+        per_p = v.sum(1)  # (participants, methods)
+        tests: dict = {"chi2_vs_chance_naive": {}}
+        chi = stats.chisquare(counts)
+        tests["chi2_vs_chance_naive"] = {"statistic": float(chi.statistic), "p": float(chi.pvalue)}
+        if len(parts) >= 3:
+            fr = stats.friedmanchisquare(*[per_p[:, i] for i in range(k)])
+            tests["friedman"] = {"statistic": float(fr.statistic), "p": float(fr.pvalue), "n_participants": len(parts)}
+            pairs, pvals = [], []
+            for i, j in itertools.combinations(range(k), 2):
+                d = per_p[:, i] - per_p[:, j]
+                p = 1.0 if np.all(d == 0) else float(stats.wilcoxon(per_p[:, i], per_p[:, j]).pvalue)
+                pairs.append(f"{cfg.methods[i]} vs {cfg.methods[j]}")
+                pvals.append(p)
+            reject, p_holm, _, _ = multipletests(pvals, alpha=0.05, method="holm")
+            tests["wilcoxon_holm"] = {name: {"p": p, "p_holm": float(ph), "significant": bool(rj)}
+                                      for name, p, ph, rj in zip(pairs, pvals, p_holm, reject)}
+        doc["tests"][q] = tests
+        # agreement: sets x methods counts, raters = participants
+        table = v.sum(0)
+        full = table[table.sum(1) == table.sum(1).max()]  # Fleiss needs equal raters per set
+        agreement = {}
+        if len(full) >= 2 and full.sum(1)[0] >= 2:
+            agreement["fleiss_kappa"] = float(fleiss_kappa(full, method="fleiss"))
+            agreement["randolph_kappa"] = float(fleiss_kappa(full, method="randolph"))
+        try:
+            import krippendorff
+
+            data = np.full((len(parts), len(sets)), np.nan)
+            pi, si = np.nonzero(v.sum(2))
+            data[pi, si] = v[pi, si].argmax(1)
+            agreement["krippendorff_alpha"] = float(krippendorff.alpha(reliability_data=data,
+                                                                       level_of_measurement="nominal"))
+        except (ImportError, ValueError) as e:
+            agreement["krippendorff_alpha"] = f"not computed: {e}"
+        doc["agreement"][q] = agreement
+        # position bias: share of choices by screen position
+        pos_counts = Counter()
+        n_screens = 0
+        for r in kept:
+            if r["kind"] == "regular" and r["question"] == q:
+                pos_counts[r["order"].index(r["chosen"])] += 1
+                n_screens += 1
+        pos = [pos_counts[i] for i in range(k)]
+        chi_pos = stats.chisquare(pos) if n_screens else None
+        doc["position_bias"][q] = {"share_by_position": [c / max(n_screens, 1) for c in pos],
+                                   "chi2_p_naive": float(chi_pos.pvalue) if chi_pos is not None else None}
+        doc["per_set"][q] = {int(s): {m: float(table[j, i] / max(table[j].sum(), 1)) for i, m in enumerate(cfg.methods)}
+                             for j, s in enumerate(sets)}
+        # consistency on repeats
+        first = {(r["participant"], r["set"]): r["chosen"] for r in kept if r["kind"] == "regular" and r["question"] == q}
+        rep = [(first.get((r["participant"], r["set"])), r["chosen"]) for r in kept
+               if r["kind"] == "repeat" and r["question"] == q]
+        rep = [(a, b) for a, b in rep if a is not None]
+        doc["consistency"][q] = {"repeats": len(rep), "same_choice": (sum(a == b for a, b in rep) / len(rep)) if rep else None,
+                                 "chance": 1 / k}
+    # agreement between the two questions
+    if len(cfg.questions) == 2:
+        q1, q2 = cfg.questions
+        a = {(r["participant"], r["set"]): r["chosen"] for r in kept if r["kind"] == "regular" and r["question"] == q1}
+        b = {(r["participant"], r["set"]): r["chosen"] for r in kept if r["kind"] == "regular" and r["question"] == q2}
+        common = [key for key in a if key in b]
+        if common:
+            idx = {m: i for i, m in enumerate(cfg.methods)}
+            ct = np.zeros((k, k), dtype=int)
+            for key in common:
+                ct[idx[a[key]], idx[b[key]]] += 1
+            nz_r, nz_c = ct.sum(1) > 0, ct.sum(0) > 0
+            v_ = float(association(ct[nz_r][:, nz_c], method="cramer")) if nz_r.sum() > 1 and nz_c.sum() > 1 else None
+            doc["between_questions"] = {"contingency": ct.tolist(), "rows": q1, "columns": q2, "cramers_v": v_,
+                                        "same_choice": float(np.trace(ct) / ct.sum())}
+    return doc

@@ -1,0 +1,115 @@
+"""The user-study plan, response schema, simulation and tally (no torch anywhere)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from survey.design import BROKEN, StudyConfig, load_plan, make_plan, plan_participant, save_plan
+from survey.responses import ResponseError, read_responses, write_responses
+from survey.simulate import SimulationModel, population_shares, simulate
+from survey.tally import TallyConfig, cluster_bootstrap, tally
+
+
+def test_survey_package_does_not_import_torch():
+    code = "import sys, survey.design, survey.tally, survey.figures, survey.simulate, survey.responses, pipeline.survey; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_plan_shuffles_per_participant_with_checks_and_repeats(tmp_path):
+    cfg = StudyConfig(n_participants=5)
+    plans = make_plan(cfg)
+    assert len({p.token for p in plans}) == 5 and all(len(p.token) >= 20 for p in plans)
+    for p in plans:
+        kinds = [i.kind for i in p.items]
+        assert kinds.count("regular") == 40 and kinds.count("repeat") == 2 and kinds.count("attention") == 2
+        assert sorted(i.set_id for i in p.items if i.kind == "regular") == list(range(40))
+        assert all(BROKEN in i.order for i in p.items if i.kind == "attention")
+        assert all(sorted(i.order) == sorted(cfg.methods) for i in p.items if i.kind != "attention")
+    assert [i.set_id for i in plans[0].items] != [i.set_id for i in plans[1].items]
+    # the same seed gives the same order (tokens are random by design)
+    again = plan_participant(cfg, 0)
+    assert [(i.set_id, i.order) for i in again.items] == [(i.set_id, i.order) for i in plans[0].items]
+    cfg2, loaded = load_plan(save_plan(plans, cfg, tmp_path / "plan.json"))
+    assert cfg2 == cfg and loaded[3].items == plans[3].items
+
+
+def _sim(n_participants=25, seed=1, careless=0.1):
+    cfg = StudyConfig(n_participants=n_participants)
+    model = SimulationModel(seed=seed, careless=careless)
+    return cfg, model, simulate(make_plan(cfg), cfg, model)
+
+
+def test_tally_recovers_the_simulated_preferences_within_its_cis(tmp_path):
+    cfg, model, rows = _sim()
+    resp = read_responses([write_responses(rows, tmp_path / "r.csv")], set(cfg.questions))
+    assert resp.problems == [] and resp.simulated
+    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=40))
+    truth = population_shares(model, cfg.methods)
+    covered = [doc["shares"][q][m]["ci95"][0] <= truth[q][m] <= doc["shares"][q][m]["ci95"][1]
+               for q in cfg.questions for m in cfg.methods]
+    assert sum(covered) >= 7, (doc["shares"], truth)  # 8 intervals at 95%: at most one miss expected
+    # the clustered interval is wider than the naive Wilson one
+    s = doc["shares"]["best_stylization"]["safin"]
+    assert (s["ci95"][1] - s["ci95"][0]) > (s["wilson95_naive"][1] - s["wilson95_naive"][0])
+    assert doc["tests"]["best_stylization"]["friedman"]["p"] < 0.01
+    assert -0.2 < doc["agreement"]["best_stylization"]["fleiss_kappa"] < 1
+    assert doc["consistency"]["best_stylization"]["repeats"] > 0
+
+
+def test_careless_participants_are_excluded_and_reported(tmp_path):
+    cfg, _, rows = _sim(careless=1.0, seed=3)
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions)))
+    failed = doc["participants"]["excluded"]["failed attention check"]
+    assert 0 < len(failed) < 25 and doc["participants"]["kept"] == 25 - len(failed)
+
+
+def test_incomplete_and_invalid_rows_are_reported(tmp_path):
+    cfg, _, rows = _sim(n_participants=3)
+    rows = [r for r in rows if not (r["participant"] == "p02" and r["set"] >= 10)]  # p02 stopped early
+    bad = dict(rows[0], chosen="cyclegan")
+    dup = dict(rows[1])
+    path = write_responses(rows + [bad, dup], tmp_path / "r.csv")
+    resp = read_responses([path], set(cfg.questions))
+    assert any("was not displayed" in p for p in resp.problems)
+    assert any("duplicate answer" in p for p in resp.problems)
+    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=40))
+    assert "p02" in doc["participants"]["excluded"]["incomplete"]
+
+
+def test_file_without_schema_is_a_clear_error(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ResponseError, match="x.csv: missing column"):
+        read_responses([tmp_path / "x.csv"])
+
+
+def test_two_way_cluster_bootstrap_shares_sum_to_one():
+    v = np.zeros((5, 6, 4))
+    v[:, :, 0] = 1
+    boot = cluster_bootstrap(v, 50, 0)
+    assert np.allclose(boot.sum(1), 1) and np.allclose(boot[:, 0], 1)
+
+
+def test_simulated_study_claims_are_never_verdicts(tmp_path):
+    import json
+
+    from evaluation.claims import INCONCLUSIVE, check_claims
+    from tests.test_claims_report import _per_pair
+
+    cfg, _, rows = _sim()
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions)))
+    (tmp_path / "tally.json").write_text(json.dumps(doc))
+    verdicts = check_claims(_per_pair(tmp_path, {}), tmp_path, tmp_path / "tally.json")
+    study = [v for v in verdicts if "user study" in v.claim or "Users prefer" in v.claim]
+    assert len(study) == 2 and all(v.verdict == INCONCLUSIVE and "SIMULATED" in v.evidence for v in study)
+
+
+def test_figures_are_labelled_simulated(tmp_path):
+    from survey import figures
+
+    cfg, _, rows = _sim()
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions)))
+    for fn in (figures.grouped_bars, figures.stacked_bars):
+        assert fn(doc, tmp_path / f"{fn.__name__}.png").stat().st_size > 10_000
+    assert figures.heat_map(doc, "best_stylization", tmp_path / "h.png").exists()
