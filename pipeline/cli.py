@@ -155,10 +155,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_survey(args: argparse.Namespace) -> int:
     from .params import load_params
-    from .survey import plan, simulate_responses, tally_stage
+    from .survey import plan, simulate_responses, study_config, tally_stage
 
     params = load_params(args.params)
-    if args.action == "plan":
+    if args.action == "build-study":
+        from survey.study import build_study
+
+        out = Path(args.out or Path(params["survey"]["out"]) / "study")
+        print(build_study(Path(params["stylize"]["out"]), out, study_config(params)))
+    elif args.action == "serve":
+        from survey.server import serve
+
+        serve(Path(args.study or Path(params["survey"]["out"]) / "study"), host=args.host, port=args.port)
+    elif args.action == "export-static":
+        from survey.static import export_static
+
+        pages = export_static(Path(args.study or Path(params["survey"]["out"]) / "study"),
+                              Path(args.out or Path(params["survey"]["out"]) / "static"))
+        print(f"{len(pages)} participant pages in {pages[0].parent}")
+    elif args.action == "plan":
         print(plan(params, Path(args.out) if args.out else None))
     elif args.action == "simulate":
         print(simulate_responses(params, Path(args.out or "outputs/survey/simulated_responses.csv")))
@@ -250,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("survey", help="user study: plan, simulate responses, tally (stage survey_tally)")
-    s.add_argument("action", choices=["plan", "simulate", "tally"])
+    s.add_argument("action", choices=["build-study", "serve", "export-static", "plan", "simulate", "tally"])
+    s.add_argument("--study", help="study folder (default survey.out/study)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--out", help="output file (plan, simulate)")
     s.set_defaults(func=_cmd_survey)
