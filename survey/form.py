@@ -120,19 +120,25 @@ function mark() {
 }
 
 async function answer(q, pos) {
-  const it = state.items[state.index], chosen = it.order[pos];
-  const rec = {index: state.index, question: q, chosen: chosen, shown_at: shownAt, answered_at: now()};
+  const idx = state.index, it = state.items[idx], chosen = it.order[pos], k = key(idx, q);
+  const before = state.answers[k];
+  const rec = {index: idx, question: q, chosen: chosen, shown_at: shownAt, answered_at: now()};
+  state.answers[k] = chosen;           // optimistic: the next key press answers the next question
+  mark(); render_progress();
   if (CFG.mode === "served") {
-    const r = await fetch(CFG.api + "/answer", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(rec)});
-    if (!r.ok) { alert("Could not save the answer (" + r.status + "). Please try again."); return; }
+    let ok = false;
+    try { ok = (await fetch(CFG.api + "/answer", {method: "POST", headers: {"Content-Type": "application/json"},
+                                                   body: JSON.stringify(rec)})).ok; } catch (e) { ok = false; }
+    if (!ok) {
+      if (before === undefined) delete state.answers[k]; else state.answers[k] = before;
+      mark(); render_progress(); alert("Could not save the answer. Please check the connection and try again."); return;
+    }
   } else {
     const log = JSON.parse(localStorage.getItem("studylog:" + CFG.token) || "{}");
-    log[key(state.index, q)] = rec; localStorage.setItem("studylog:" + CFG.token, JSON.stringify(log));
+    log[k] = rec; localStorage.setItem("studylog:" + CFG.token, JSON.stringify(log));
+    localStorage.setItem("study:" + CFG.token, JSON.stringify(state.answers));
   }
-  state.answers[key(state.index, q)] = chosen;
-  if (CFG.mode !== "served") localStorage.setItem("study:" + CFG.token, JSON.stringify(state.answers));
-  mark(); render_progress();
-  if (!active()) setTimeout(next, 250);
+  if (idx === state.index && !active()) setTimeout(next, 250);
 }
 
 function render_progress() {
