@@ -188,6 +188,20 @@ def _cmd_survey(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from evaluation.speed import benchmark, write
+
+    from .params import load_params
+
+    b = load_params(args.params)["benchmark"]
+    doc = benchmark(args.method or list(b["methods"]), args.size or list(b["sizes"]), runs=args.runs or int(b["runs"]),
+                    warmup=int(b["warmup"]), train_batch=int(b["train_batch"]), train_size=int(b["train_size"]),
+                    train_runs=int(b["train_runs"]) if args.train_runs is None else args.train_runs,
+                    device=b.get("device", "auto"), timeout=float(b["timeout"]), naive=bool(b["naive"]))
+    print(f"{write(doc, Path(args.out or b['out']))}; naive/fast time ratios: {doc['ratios']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -272,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--out", help="output file (plan, simulate)")
     s.set_defaults(func=_cmd_survey)
+
+    s = sub.add_parser("bench", help="inference/training speed and memory vs the naive paths (stage benchmark)")
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--method", action="append", help="method (repeatable); default benchmark.methods")
+    s.add_argument("--size", action="append", type=int, help="size in px (repeatable); default benchmark.sizes")
+    s.add_argument("--runs", type=int)
+    s.add_argument("--train-runs", type=int)
+    s.add_argument("--out", help="default benchmark.out")
+    s.set_defaults(func=_cmd_bench)
 
     s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
     s.add_argument("--params", default="params.yaml")
