@@ -72,7 +72,7 @@ def _html_table(header, rows) -> str:
 
 def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
                  train_dir: Path, out_dir: Path, inputs: dict[str, Path],
-                 survey_path: Path | None = None) -> tuple[Path, Path]:
+                 survey_path: Path | None = None, speed_path: Path | None = None) -> tuple[Path, Path]:
     summary = json.loads(Path(summary_path).read_text())
     profile = params.get("profile", "?")
     env = environment()
@@ -94,6 +94,19 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
     definitions = [[k, v] for k, v in DESCRIPTION.items()]
 
+    speed_header = ["method", "mode", "size px", "path", "median s", "peak MiB", "images/s"]
+    speed_rows, speed_note = [], "Not measured: run `safin bench` (stage benchmark)."
+    if speed_path is not None and Path(speed_path).exists():
+        sp = json.loads(Path(speed_path).read_text())
+        m = sp["machine"]
+        speed_note = (f"Machine: {m['processor']}, {m['cpus']} CPUs, GPU {m['gpu'] or 'none'}, torch {m['torch']}; "
+                      f"median of {sp['settings']['runs']} runs after {sp['settings']['warmup']} warm-up, each in a "
+                      f"fresh process, random weights. naive/fast time ratios: {sp['ratios']}")
+        for r in sp["results"]:
+            speed_rows.append([r["method"], r["mode"], r["size"], r["path"],
+                               f"{r['median_s']:.3f}" if "median_s" in r else "FAILED: " + r.get("error", "?"),
+                               f"{r['peak_mib']:.0f}" if "peak_mib" in r else "—",
+                               f"{r['images_per_s']:.2f}" if "images_per_s" in r else "—"])
     study_note = "No responses collected yet: the study claims stay inconclusive."
     if survey_path is not None and Path(survey_path).exists():
         sdoc = json.loads(Path(survey_path).read_text())
@@ -110,7 +123,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           _md_table(["metric", "definition"], definitions), "",
           "## The paper's claims", _md_table(claim_header, claim_rows), "",
           f"_{SCALE_NOTE.get(profile, '')}_", "",
-          "## Speed", "Not measured by this pipeline yet (the benchmark stage is a separate issue).", "",
+          "## Speed", speed_note, "", _md_table(speed_header, speed_rows) if speed_rows else "", "",
           "## User study", study_note, "",
           "## Figures"]
     out_dir = Path(out_dir)
@@ -135,7 +148,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
             f"<h2>Metrics (mean over pairs, bootstrap 95% CI)</h2>{_html_table(m_header, m_rows)}"
             f"{_html_table(['metric', 'definition'], definitions)}"
             f"<h2>The paper's claims</h2>{_html_table(claim_header, claim_rows)}"
-            "<h2>Speed</h2><p>Not measured by this pipeline yet.</p>"
+            f"<h2>Speed</h2><p>{html.escape(speed_note)}</p>{_html_table(speed_header, speed_rows) if speed_rows else ''}"
             f"<h2>User study</h2><p>{html.escape(study_note)}</p>"
             f"<h2>Figures</h2>{imgs}</body></html>")
     html_path = out_dir / "report.html"

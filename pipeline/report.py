@@ -22,4 +22,5 @@ def report(params: dict) -> tuple[Path, Path]:
               "weights manifest": Path("outputs/weights/manifest.json"), "metrics/summary.json": metrics_dir / "summary.json"}
     return build_report(params=params, summary_path=metrics_dir / "summary.json", claims=claims,
                         figures=[f for f in figures if f.exists()], train_dir=train_dir, out_dir=Path(r["out"]),
-                        inputs=inputs, survey_path=Path(r["survey"]) if r.get("survey") else None)
+                        inputs=inputs, survey_path=Path(r["survey"]) if r.get("survey") else None,
+                        speed_path=Path(params["benchmark"]["out"]) if "benchmark" in params else None)
