@@ -7,11 +7,10 @@ features); style = Σ_{relu1_1..relu4_1} MSE(μ) + MSE(σ); total = 1·content +
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from safin.encoder import VGG19Encoder, load_encoder_weights, vgg_state_from_reference
+from safin.encoder import VGG19Encoder, load_encoder_weights
 from safin.losses import content_loss, style_loss
-from safin.methods import InputError, StyleTransfer, load_checkpoint, load_into, register
+from safin.methods import StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
 from safin.ops import adain
 
 from .decoders import mirror_decoder
@@ -67,9 +66,5 @@ class AdaIN(StyleTransfer):
         state = load_checkpoint(decoder) if not isinstance(decoder, dict) else decoder
         load_into(self.decoder, state, f"{decoder}: AdaIN decoder")
         if vgg is not None:
-            vgg_state = load_checkpoint(vgg) if not isinstance(vgg, dict) else vgg
-            try:
-                load_encoder_weights(self.encoder, vgg_state_from_reference(vgg_state))
-            except ValueError as e:
-                raise InputError(f"{vgg}: {e}") from e
+            load_reference_vgg(self.encoder, vgg)
         return self

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from safin.encoder import VGG19Encoder, load_encoder_weights, vgg_state_from_reference
+from safin.encoder import VGG19Encoder, load_encoder_weights
 from safin.losses import content_loss, distance, style_loss
-from safin.methods import InputError, StyleTransfer, load_checkpoint, load_into, register
+from safin.methods import StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
 from safin.modules import SAFIN
 from safin.ops import attention, mean_variance_norm
 
@@ -131,11 +131,7 @@ class SANet(StyleTransfer):
         load_into(self.decoder, dec, f"{decoder}: decoder")
         load_into(self.transform, tr, f"{transform}: transformer")
         if vgg is not None:
-            vgg_state = load_checkpoint(vgg) if not isinstance(vgg, dict) else vgg
-            try:
-                load_encoder_weights(self.encoder, vgg_state_from_reference(vgg_state))
-            except ValueError as e:
-                raise InputError(f"{vgg}: {e}") from e
+            load_reference_vgg(self.encoder, vgg)
         return self
 
 

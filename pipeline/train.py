@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import baselines  # noqa: F401  (registers every method)
 from safin.training import TrainConfig, train
 
 #: keys of ``method_overrides`` that are trainer settings; the rest go to the method's constructor

@@ -45,6 +45,16 @@ def preprocessing_conv0() -> tuple[torch.Tensor, torch.Tensor]:
     return w, b
 
 
+def preprocessing_layer() -> nn.Conv2d:
+    """``conv0``: the fixed 1x1 convolution holding the caffe preprocessing (see :func:`preprocessing_conv0`)."""
+    conv = nn.Conv2d(3, 3, 1)
+    w, b = preprocessing_conv0()
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.bias.copy_(b)
+    return conv
+
+
 class VGG19Encoder(nn.Module):
     """VGG-19 convolutional trunk with reflection padding and 2x2 max pooling (``ceil_mode``).
 
@@ -54,11 +64,7 @@ class VGG19Encoder(nn.Module):
 
     def __init__(self, last: str = "relu5_4", trainable: bool = False):
         super().__init__()
-        self.conv0 = nn.Conv2d(3, 3, 1)
-        w, b = preprocessing_conv0()
-        with torch.no_grad():
-            self.conv0.weight.copy_(w)
-            self.conv0.bias.copy_(b)
+        self.conv0 = preprocessing_layer()
         self.names: list[str] = []
         for name, (cin, cout) in conv_shapes().items():
             self.add_module(name, nn.Conv2d(cin, cout, 3, padding=0))
@@ -105,11 +111,7 @@ class WaveVGGEncoder(nn.Module):
         from .wavelet import WavePool
 
         super().__init__()
-        self.conv0 = nn.Conv2d(3, 3, 1)
-        w, b = preprocessing_conv0()
-        with torch.no_grad():
-            self.conv0.weight.copy_(w)
-            self.conv0.bias.copy_(b)
+        self.conv0 = preprocessing_layer()
         shapes = conv_shapes()
         for names in self.BLOCK_CONVS.values():
             for name in names:

@@ -194,6 +194,17 @@ def load_checkpoint(path) -> dict:
         raise InputError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
 
 
+def load_reference_vgg(encoder: nn.Module, vgg) -> None:
+    """Load the authors' ``vgg_normalised.pth`` (a path or a state dict, any reference key layout)."""
+    from .encoder import load_encoder_weights, vgg_state_from_reference
+
+    state = load_checkpoint(vgg) if not isinstance(vgg, dict) else vgg
+    try:
+        load_encoder_weights(encoder, vgg_state_from_reference(state))
+    except ValueError as e:
+        raise InputError(f"{vgg}: {e}") from e
+
+
 def load_into(module: nn.Module, state: dict, what: str, drop: Callable[[str], bool] = lambda k: False) -> None:
     """Strictly load ``state`` into ``module``, with a clear error; keys ``drop`` selects are neither
     loaded nor required."""

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .encoder import WaveVGGEncoder, load_encoder_weights, vgg_state_from_reference
+from .encoder import WaveVGGEncoder, load_encoder_weights
 from .losses import content_loss, style_loss
-from .methods import InputError, Mixer, StyleTransfer, load_checkpoint, load_into, register
+from .methods import InputError, Mixer, StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
 from .modules import SAFIN
 from .ops import adain
 from .wavelet import WaveUnpool
@@ -155,7 +155,7 @@ class SafinNet(StyleTransfer):
             else:
                 raise InputError(f"{decoder_ckpt}: neither meta_adain{level}_state_dict nor safin{level}_state_dict")
         if vgg is not None:
-            load_encoder_weights(self.encoder, vgg_state_from_reference(load_checkpoint(vgg)))
+            load_reference_vgg(self.encoder, vgg)
         return self
 
 

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .imageio import ImageReadError, is_image_name, open_rgb, pil_to_tensor
-from .methods import METHODS, StyleTransfer, load_checkpoint, resolve_device, save_weights, trained_state
+from .methods import METHODS, StyleTransfer, resolve_device, save_weights, trained_state
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +290,8 @@ def train(cfg: TrainConfig) -> dict:
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
 
-    if cfg.method not in METHODS:
-        import baselines  # noqa: F401  (registers the baselines)
+    if cfg.method not in METHODS:  # safin does not import the baselines: the caller registers them
+        raise KeyError(f"method {cfg.method!r} is not registered ({sorted(METHODS)}); `import baselines` first")
     model = METHODS[cfg.method](encoder_weights=cfg.encoder_weights, **cfg.method_kwargs).to(device).train()
     cuda = device.type == "cuda"
     if cuda and cfg.channels_last:

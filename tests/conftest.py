@@ -1,7 +1,6 @@
 """Shared fixtures: a Range-capable HTTP server on 127.0.0.1, image makers, the real asset cache."""
 from __future__ import annotations
 
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

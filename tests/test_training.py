@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import baselines  # noqa: F401  (registers the methods)
 from safin.training import PairStream, PositionSampler, TrainConfig, find_resumable, train
 
 from .conftest import REPO
@@ -47,7 +48,7 @@ def steps(out: Path) -> list[int]:
         return [int(r["step"]) for r in csv.DictReader(f, delimiter="\t")]
 
 
-RUNNER = "import json, logging, sys; logging.basicConfig(level=logging.INFO); from safin.training import TrainConfig, train; train(TrainConfig(**json.loads(sys.argv[1])))"
+RUNNER = "import json, logging, sys; import baselines; logging.basicConfig(level=logging.INFO); from safin.training import TrainConfig, train; train(TrainConfig(**json.loads(sys.argv[1])))"
 
 
 def spawn(cfg: TrainConfig) -> subprocess.Popen:
