@@ -92,6 +92,7 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
     single_file = len(jobs) == 1 and is_image_name(output)
     written, failures = [], []
     style_cache: dict[Path, torch.Tensor] = {}
+    code_cache: dict = {}  # encoded styles: one style serving many contents is encoded once
     for content_path, group in tqdm(jobs, desc=f"stylize ({model.name})", unit="img", disable=not progress):
         try:
             content = load_sized(content_path, content_size).to(device)
@@ -105,7 +106,7 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
                 mask_t = torch.stack([load_mask(m, tuple(content.shape[-2:]), content_path) for m in masks]).to(device)
             with torch.inference_mode():
                 out = model(content, styles if len(styles) > 1 else styles[0], alpha=alpha,
-                            preserve_color=preserve_color, weights=weights, masks=mask_t)
+                            preserve_color=preserve_color, weights=weights, masks=mask_t, style_cache=code_cache)
         except ImageReadError as e:
             failures.append(str(e))
             log.error("skipped: %s", e)
@@ -133,9 +134,11 @@ def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[st
     size = int(s["size"])
     torch.manual_seed(int(s.get("seed", 0)))
     inputs = out / "inputs"
-    loaded = []
+    loaded, styles = [], {}
     for i, (c, st) in enumerate(pairs):
-        content, style = load_sized(sample_dir / c, size), load_sized(sample_dir / st, size)
+        if st not in styles:  # one tensor per style file, so its encoding is cached across pairs
+            styles[st] = load_sized(sample_dir / st, size)
+        content, style = load_sized(sample_dir / c, size), styles[st]
         save_image(content, inputs / f"{i:02d}_content.png")
         save_image(style, inputs / f"{i:02d}_style.png")
         loaded.append((content, style))
@@ -145,8 +148,11 @@ def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[st
         model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"))
         device = next(model.parameters()).device
         written[method] = []
+        on_device = {id(t): t.to(device) for t in styles.values()}
+        cache: dict = {}
         for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {method}", unit="pair")):
             with torch.inference_mode():
-                img = model(content.to(device), style.to(device), alpha=float(s.get("alpha", 1.0)))
+                img = model(content.to(device), on_device[id(style)], alpha=float(s.get("alpha", 1.0)),
+                            style_cache=cache)
             written[method].append(save_image(img, out / method / f"{i:02d}.png"))
     return written

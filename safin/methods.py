@@ -124,7 +124,8 @@ class StyleTransfer(nn.Module):
 
     def forward(self, content: torch.Tensor, style: torch.Tensor | Sequence[torch.Tensor], *,
                 alpha: float = 1.0, preserve_color: bool = False, weights: Sequence[float] | None = None,
-                masks: torch.Tensor | Sequence[torch.Tensor] | None = None, clamp: bool = True) -> torch.Tensor:
+                masks: torch.Tensor | Sequence[torch.Tensor] | None = None, clamp: bool = True,
+                style_cache: dict | None = None) -> torch.Tensor:
         """Stylize ``content`` (B, 3, H, W), RGB in [0, 1], with one style or several.
 
         - ``style``: a (B or 1, 3, Hs, Ws) tensor, or a list of them (several styles);
@@ -132,6 +133,8 @@ class StyleTransfer(nn.Module):
         - ``preserve_color``: the style images first take the content's colours (CORAL);
         - ``weights``: interpolation weights of several styles (default equal);
         - ``masks``: one (H, W) mask per style, at the content's size: style i is used where mask i is.
+        - ``style_cache``: a dict kept by the caller across calls; a style tensor seen before (same
+          object, same colour option) is not encoded again (one style serving many contents).
         Returns (B, 3, H, W), clamped to [0, 1] unless ``clamp=False``.
         """
         styles = [style] if isinstance(style, torch.Tensor) else list(style)
@@ -153,8 +156,17 @@ class StyleTransfer(nn.Module):
         if mask_t is not None:
             mask_t, _ = pad_to_multiple(mask_t[None], self.size_multiple)
             mask_t = mask_t[0]
-        codes = [self.encode_style(s.expand(content.shape[0], -1, -1, -1) if s.shape[0] == 1 else s)
-                 for s in styles]
+        def code(s: torch.Tensor, original: torch.Tensor):
+            batch = s.expand(content.shape[0], -1, -1, -1) if s.shape[0] == 1 else s
+            if style_cache is None or preserve_color:  # recoloured styles depend on the content
+                return self.encode_style(batch)
+            key = (id(original), original._version, tuple(batch.shape))
+            if key not in style_cache:
+                style_cache[key] = (original, self.encode_style(batch))  # keep `original` alive: ids stay unique
+            return style_cache[key][1]
+
+        originals = [style] if isinstance(style, torch.Tensor) else list(style)
+        codes = [code(s, o) for s, o in zip(styles, originals)]
         out = self.transfer(padded, codes, Mixer(len(styles), weights, mask_t), float(alpha))
         out = out[..., :h, :w]
         return out.clamp(0, 1) if clamp else out

@@ -147,3 +147,23 @@ def test_bad_images_give_clear_errors(models):
         models["adain"](torch.rand(1, 3, 0, 0), torch.rand(1, 3, 64, 64))
     with pytest.raises(InputError, match="NaN"):
         models["adain"](torch.full((1, 3, 64, 64), float("nan")), torch.rand(1, 3, 64, 64))
+
+
+def test_style_cache_encodes_a_style_once_and_gives_the_same_output(models):
+    m = models["safin"]
+    calls = []
+    original = m.encode_style
+    m.encode_style = lambda s: calls.append(1) or original(s)
+    try:
+        cache, style = {}, torch.rand(1, 3, 48, 48)
+        with torch.inference_mode():
+            a = m(torch.rand(1, 3, 40, 40), style, style_cache=cache, clamp=False)
+            b = m(torch.rand(1, 3, 40, 40), style, style_cache=cache, clamp=False)
+            c = m(torch.rand(1, 3, 40, 40), style, clamp=False)
+    finally:
+        m.encode_style = original
+    assert len(calls) == 3 - 1 and a.shape == b.shape == c.shape
+    torch.manual_seed(5)
+    content = torch.rand(1, 3, 40, 40)
+    with torch.inference_mode():
+        assert torch.equal(m(content, style, style_cache=cache, clamp=False), m(content, style, clamp=False))
