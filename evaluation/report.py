@@ -44,6 +44,21 @@ def environment() -> dict:
             "platform": platform.platform(), "device": device}
 
 
+def _embedded(path: Path, max_width: int = 1600) -> str:
+    """A figure as a data URI (JPEG, at most ``max_width`` px wide) so the HTML opens offline and stays small."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.width > max_width:
+            im = im.resize((max_width, round(im.height * max_width / im.width)), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
@@ -134,8 +149,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n")
 
-    imgs = "".join(f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' src='data:image/png;base64,"
-                   f"{base64.b64encode(f.read_bytes()).decode()}'>" for f in figures if f.exists())
+    imgs = "".join(f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' src='{_embedded(f)}'>"
+                   for f in figures if f.exists())
     style = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;"
              "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}"

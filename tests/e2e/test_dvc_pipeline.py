@@ -72,6 +72,6 @@ def test_dvc_repro_on_ci_profile(repo_copy):
     claims = json.loads((repo / "reports/claims.json").read_text())
     assert len(claims) >= 8 and {c["verdict"] for c in claims} <= {"reproduced", "not reproduced", "inconclusive"}
     page = (repo / "reports/report.html").read_text()
-    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
+    assert "data:image/jpeg;base64," in page and "http://" not in page and "https://" not in page
     again = sh(["dvc", "repro"], repo, env)
     assert "Running stage" not in again  # nothing changed: nothing re-runs
