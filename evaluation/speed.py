@@ -89,7 +89,8 @@ def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int
 
 def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, train_batch: int, train_size: int,
               train_runs: int, device: str = "auto", timeout: float = 600.0, naive: bool = True,
-              progress=print) -> dict:
+              progress=print, warmup_override: int | None = None) -> dict:
+    warmup = warmup if warmup_override is None else warmup_override
     results = []
     for method in methods:
         for size in sizes:

@@ -197,7 +197,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     doc = benchmark(args.method or list(b["methods"]), args.size or list(b["sizes"]), runs=args.runs or int(b["runs"]),
                     warmup=int(b["warmup"]), train_batch=int(b["train_batch"]), train_size=int(b["train_size"]),
                     train_runs=int(b["train_runs"]) if args.train_runs is None else args.train_runs,
-                    device=b.get("device", "auto"), timeout=float(b["timeout"]), naive=bool(b["naive"]))
+                    device=b.get("device", "auto"), timeout=float(b["timeout"]),
+                    naive=bool(b["naive"]) and not args.no_naive, warmup_override=args.warmup)
     print(f"{write(doc, Path(args.out or b['out']))}; naive/fast time ratios: {doc['ratios']}")
     return 0
 
@@ -293,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", action="append", type=int, help="size in px (repeatable); default benchmark.sizes")
     s.add_argument("--runs", type=int)
     s.add_argument("--train-runs", type=int)
+    s.add_argument("--warmup", type=int, help="override benchmark.warmup")
+    s.add_argument("--no-naive", action="store_true", help="skip the naive paths (e.g. where they cannot fit)")
     s.add_argument("--out", help="default benchmark.out")
     s.set_defaults(func=_cmd_bench)
 
