@@ -82,7 +82,7 @@ def test_attention_does_not_materialise_the_full_map():
         "import resource, torch\n"
         "from safin.ops import attention\n"
         "torch.manual_seed(0)\n"
-        "q, k, v = (torch.randn(1, 12000, 64) for _ in range(3))\n"
+        "q, k, v = (torch.randn(1, 64, 12000).transpose(1, 2) for _ in range(3))  # views, as the modules make\n"
         "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "attention(q, k, v)\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)\n"
@@ -90,3 +90,24 @@ def test_attention_does_not_materialise_the_full_map():
     extra_mib = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                      check=True).stdout.strip())
     assert extra_mib < 150, f"attention used {extra_mib:.0f} MiB extra; the full map is 549 MiB"
+
+
+def test_safin_attention_module_stays_memory_bounded_at_large_sizes():
+    """SA on a 110x110 map (12,100 positions, the full map would be 559 MiB) through the module itself."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, torch\n"
+        "from safin.modules import SelfAttention\n"
+        "torch.manual_seed(0)\n"
+        "sa = SelfAttention(64).eval()\n"
+        "c, s = torch.randn(1, 64, 110, 110), torch.randn(1, 64, 110, 110)\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "with torch.inference_mode():\n"
+        "    sa(c, s)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)\n"
+    )
+    extra_mib = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout.strip())
+    assert extra_mib < 200, f"SelfAttention used {extra_mib:.0f} MiB extra; the full map is 559 MiB"
