@@ -49,6 +49,13 @@ def tally_stage(params: dict) -> dict:
     doc["files"] = [str(f) for f in files]
     out.mkdir(parents=True, exist_ok=True)
     (out / "tally.json").write_text(json.dumps(doc, indent=1) + "\n")
+    metrics = Path(s.get("metrics", "metrics/survey.json"))  # the headline numbers, for `dvc metrics show`
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps({
+        "simulated": doc["simulated"], "participants_kept": doc["participants"]["kept"],
+        "shares": {q: {m: {"share": round(v["share"], 4), "ci95": [round(x, 4) for x in v["ci95"]]}
+                       for m, v in shares.items() if not m.startswith("_")} for q, shares in doc["shares"].items()},
+    }, indent=2) + "\n")
     figures.grouped_bars(doc, out / "fig7_grouped.png")
     figures.stacked_bars(doc, out / "fig7_stacked.png")
     for q in doc["shares"]:

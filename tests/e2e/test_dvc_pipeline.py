@@ -67,6 +67,8 @@ def test_dvc_repro_on_ci_profile(repo_copy):
                           capture_output=True, text=True)
     print(gate.stdout)
     assert gate.returncode == 0, "metric regression gate failed:\n" + gate.stdout[-4000:]
+    survey = json.loads((repo / "metrics/survey.json").read_text())
+    assert survey["simulated"] is True and set(survey["shares"]) == {"best_stylization", "fewest_artifacts"}
     report = (repo / "reports/report.md").read_text()
     assert "The paper's claims" in report and "ci profile" in report
     claims = json.loads((repo / "reports/claims.json").read_text())
