@@ -32,11 +32,6 @@ class AdaIN(StyleTransfer):
         self.impl_params = impl_params
         self.content_weight, self.style_weight = content_weight, style_weight
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.encoder.eval()
-        return self
-
     def trainable(self):
         return list(self.decoder.parameters())
 

@@ -87,11 +87,6 @@ class SANet(StyleTransfer):
         self.weights = dict(content=content_weight, style=style_weight, identity1=identity1_weight,
                             identity2=identity2_weight)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.encoder.eval()
-        return self
-
     def trainable(self):
         return [*self.transform.parameters(), *self.decoder.parameters()]
 

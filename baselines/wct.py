@@ -41,11 +41,6 @@ class WCT(StyleTransfer):
         self.pixel_weight, self.feature_weight = pixel_weight, feature_weight
         self.levels = levels
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.encoder.eval()
-        return self
-
     def trainable(self):
         return list(self.decoders.parameters())
 

@@ -118,6 +118,13 @@ class StyleTransfer(nn.Module):
         raise NotImplementedError
 
     # --- provided ---------------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        """Train mode for everything but the frozen ``encoder``, which always stays in eval mode."""
+        super().train(mode)
+        if isinstance(getattr(self, "encoder", None), nn.Module):
+            self.encoder.eval()
+        return self
+
     def frozen(self) -> Iterable[nn.Parameter]:
         ids = {id(p) for p in self.trainable()}
         return (p for p in self.parameters() if id(p) not in ids)

@@ -91,11 +91,6 @@ class SafinNet(StyleTransfer):
         self.impl_params = impl_params
         self.content_weight, self.style_weight = content_weight, style_weight
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.encoder.eval()  # frozen, always in eval mode
-        return self
-
     def trainable(self) -> Iterable[nn.Parameter]:
         return [*self.decoder.parameters(), *self.safin4.parameters(), *self.safin3.parameters()]
 

@@ -73,11 +73,16 @@ def test_coral_gives_the_target_colour_statistics():
     assert torch.allclose(_cov(out), _cov(tgt), atol=1e-3)
 
 
-def test_attention_does_not_materialise_the_full_map():
-    """12k x 12k positions: the full float32 map would be 576 MB; the fused kernel must stay far below."""
+def _extra_mib(code: str) -> float:
+    """Peak-RSS growth (MiB) of ``code`` run in a fresh interpreter (it prints the number itself)."""
     import subprocess
     import sys
 
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
+
+
+def test_attention_does_not_materialise_the_full_map():
+    """12k x 12k positions: the full float32 map would be 576 MB; the fused kernel must stay far below."""
     code = (
         "import resource, torch\n"
         "from safin.ops import attention\n"
@@ -87,16 +92,12 @@ def test_attention_does_not_materialise_the_full_map():
         "attention(q, k, v)\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)\n"
     )
-    extra_mib = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                     check=True).stdout.strip())
+    extra_mib = _extra_mib(code)
     assert extra_mib < 150, f"attention used {extra_mib:.0f} MiB extra; the full map is 549 MiB"
 
 
 def test_safin_attention_module_stays_memory_bounded_at_large_sizes():
     """SA on a 110x110 map (12,100 positions, the full map would be 559 MiB) through the module itself."""
-    import subprocess
-    import sys
-
     code = (
         "import resource, torch\n"
         "from safin.modules import SelfAttention\n"
@@ -108,6 +109,5 @@ def test_safin_attention_module_stays_memory_bounded_at_large_sizes():
         "    sa(c, s)\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)\n"
     )
-    extra_mib = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                     check=True).stdout.strip())
+    extra_mib = _extra_mib(code)
     assert extra_mib < 200, f"SelfAttention used {extra_mib:.0f} MiB extra; the full map is 559 MiB"

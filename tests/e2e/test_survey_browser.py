@@ -16,6 +16,16 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
+def answer_screens(page, keys: tuple[str, str], n: int) -> None:
+    """Answer ``n`` screens with the keyboard, waiting each time for the page to move on."""
+    for _ in range(n):
+        current = page.locator("#progress").text_content()
+        for key in keys:
+            page.keyboard.press(key)
+        page.wait_for_function(f"document.getElementById('progress').textContent !== {current!r} || "
+                               "document.getElementById('done').style.display === 'block'")
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -49,12 +59,7 @@ def test_participant_completes_the_served_study_and_the_export_holds_their_answe
         page.goto(f"{server.url}/s/{plan.token}")
         page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 /')")
         page.screenshot(path=str(tmp_path / "phone.png"))
-        for _ in range(len(plan.items) - 1):  # the rest with keyboard shortcuts
-            current = page.locator("#progress").text_content()
-            page.keyboard.press("2")
-            page.keyboard.press("3")
-            page.wait_for_function(f"document.getElementById('progress').textContent !== {current!r} || "
-                                   "document.getElementById('done').style.display === 'block'")
+        answer_screens(page, ("2", "3"), len(plan.items) - 1)  # the rest with keyboard shortcuts
         page.wait_for_selector("#done", state="visible")
         assert "Thank you" in page.inner_text("#done")
         with urllib.request.urlopen(f"{server.url}/admin/export?token=adm") as r:
@@ -78,12 +83,7 @@ def test_static_form_works_from_file_and_downloads_the_responses(browser, small_
     page.goto(pages[1].as_uri())
     page.wait_for_selector(".opt img")
     n = int(page.locator("#progress").text_content().split("/")[1])
-    for _ in range(n):
-        current = page.locator("#progress").text_content()
-        page.keyboard.press("1")
-        page.keyboard.press("4")
-        page.wait_for_function(f"document.getElementById('progress').textContent !== {current!r} || "
-                               "document.getElementById('done').style.display === 'block'")
+    answer_screens(page, ("1", "4"), n)
     page.wait_for_selector("#download", state="visible")
     with page.expect_download() as dl:
         page.click("#download")
