@@ -22,6 +22,7 @@ from safin.losses import content_loss, distance, style_loss
 from safin.methods import StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
 from safin.modules import SAFIN
 from safin.ops import attention, mean_variance_norm
+from safin.precision import full_precision
 
 from .decoders import mirror_decoder
 
@@ -39,6 +40,7 @@ class SANetBlock(nn.Module):
         self.out_conv = nn.Conv2d(channels, channels, 1)
         self.memory_efficient = memory_efficient
 
+    @full_precision  # the attention logits are unscaled: bf16 would move the softmax
     def forward(self, content, style):
         b, c, hh, ww = content.shape
         q = self.f(mean_variance_norm(content)).flatten(2).transpose(1, 2)

@@ -70,7 +70,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     if masks and len(masks) != len(groups[0]):
         raise InputError(f"--mask: {len(masks)} masks for {len(groups[0])} styles; give one mask per --style")
     model = build_model(args.method, checkpoint=args.checkpoint, reference=args.reference or (),
-                        encoder_weights=args.encoder_weights, device=args.device)
+                        encoder_weights=args.encoder_weights, device=args.device, precision=args.precision)
     written = stylize_files(model, contents, groups, Path(args.output), alpha=args.alpha,
                             preserve_color=args.preserve_color, weights=args.weights, masks=masks,
                             content_size=args.content_size, style_size=args.style_size, ext=args.ext)
@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-size", type=int, default=512, help="longer side in px; 0 keeps the size")
     s.add_argument("--ext", default=".png")
     s.add_argument("--device", default="auto")
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 convolutions where the device runs bf16 natively, else float32")
     s.add_argument("--encoder-weights", default="normalised", choices=["normalised", "plain", "random"])
     s.set_defaults(func=_cmd_stylize)
 

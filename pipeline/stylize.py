@@ -32,7 +32,9 @@ def expand_paths(spec: str) -> list[Path]:
 
 
 def build_model(method: str, *, checkpoint: str | None = None, reference: Sequence[str] = (),
-                encoder_weights: str = "normalised", device: str = "auto") -> StyleTransfer:
+                encoder_weights: str = "normalised", device: str = "auto",
+                precision: str = "auto") -> StyleTransfer:
+    """The method ready for inference on ``device``; ``precision`` as :meth:`StyleTransfer.set_compute`."""
     model = baselines.build(method, encoder_weights=encoder_weights)
     if checkpoint:
         load_weights(model, checkpoint)
@@ -43,7 +45,7 @@ def build_model(method: str, *, checkpoint: str | None = None, reference: Sequen
     else:
         log.warning("%s: no --checkpoint or --reference given: the decoder is UNTRAINED and the output "
                     "will not look like a stylization", method)
-    return model.to(resolve_device(device)).eval()
+    return model.to(resolve_device(device)).eval().set_compute(precision)
 
 
 def load_sized(path: Path, size: int | None) -> torch.Tensor:
@@ -145,7 +147,8 @@ def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[st
     written: dict[str, list[Path]] = {}
     for method in methods:
         weights = Path(params["train"]["out"]) / method / "weights.pt"
-        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"))
+        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
+                            precision=str(s.get("precision", "auto")))
         device = next(model.parameters()).device
         written[method] = []
         on_device = {id(t): t.to(device) for t in styles.values()}

@@ -23,6 +23,7 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
         out_dir=str(Path(t["out"]) / method), max_iter=int(t["max_iter"]), batch_size=int(t["batch_size"]),
         lr=float(t["lr"]), lr_decay=float(t["lr_decay"]), crop=int(t["crop"]), seed=int(t["seed"]),
         deterministic=bool(t["deterministic"]), device=str(t["device"]), compile=bool(t["compile"]),
+        precision=str(t.get("precision", "auto")), channels_last=t.get("channels_last", "auto"),
         num_workers=int(t["num_workers"]), checkpoint_every=int(t["checkpoint_every"]),
         keep_checkpoints=int(t["keep_checkpoints"]), encoder_weights=str(t["encoder_weights"]),
         method_kwargs=per_method,

@@ -26,6 +26,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .ops import coral
+from .precision import autocast, resolve_channels_last, resolve_precision
 
 METHODS: dict[str, type["StyleTransfer"]] = {}
 
@@ -118,6 +119,23 @@ class StyleTransfer(nn.Module):
         raise NotImplementedError
 
     # --- provided ---------------------------------------------------------------------------------
+    #: inference compute settings (see :meth:`set_compute`); the defaults are plain float32, NCHW
+    compute_dtype: torch.dtype = torch.float32
+    channels_last: bool = False
+
+    def set_compute(self, precision: str = "auto", channels_last: bool | str | None = "auto") -> "StyleTransfer":
+        """Choose how :meth:`forward` computes on the model's current device: ``precision`` ``"auto"``
+        (bf16 where the device runs it natively), ``"bf16"`` or ``"fp32"``; ``channels_last``
+        ``"auto"``, True or False. Call after ``.to(device)``. See :mod:`safin.precision`."""
+        device = next(self.parameters()).device
+        self.compute_dtype = resolve_precision(precision, device)
+        self.channels_last = resolve_channels_last(channels_last, device)
+        self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        return self
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
     def train(self, mode: bool = True):
         """Train mode for everything but the frozen ``encoder``, which always stays in eval mode."""
         super().train(mode)
@@ -164,18 +182,19 @@ class StyleTransfer(nn.Module):
             mask_t, _ = pad_to_multiple(mask_t[None], self.size_multiple)
             mask_t = mask_t[0]
         def code(s: torch.Tensor, original: torch.Tensor):
-            batch = s.expand(content.shape[0], -1, -1, -1) if s.shape[0] == 1 else s
+            batch = self._layout(s.expand(content.shape[0], -1, -1, -1) if s.shape[0] == 1 else s)
             if style_cache is None or preserve_color:  # recoloured styles depend on the content
                 return self.encode_style(batch)
-            key = (id(original), original._version, tuple(batch.shape))
+            key = (id(original), original._version, tuple(batch.shape), self.compute_dtype, self.channels_last)
             if key not in style_cache:
                 style_cache[key] = (original, self.encode_style(batch))  # keep `original` alive: ids stay unique
             return style_cache[key][1]
 
         originals = [style] if isinstance(style, torch.Tensor) else list(style)
-        codes = [code(s, o) for s, o in zip(styles, originals)]
-        out = self.transfer(padded, codes, Mixer(len(styles), weights, mask_t), float(alpha))
-        out = out[..., :h, :w]
+        with autocast(content.device, self.compute_dtype):
+            codes = [code(s, o) for s, o in zip(styles, originals)]
+            out = self.transfer(self._layout(padded), codes, Mixer(len(styles), weights, mask_t), float(alpha))
+        out = out[..., :h, :w].to(content.dtype).contiguous()
         return out.clamp(0, 1) if clamp else out
 
     @staticmethod

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .ops import attention, calc_mean_std, mean_variance_norm
+from .precision import full_precision
 
 
 def _reference_init(conv: nn.Conv2d) -> None:
@@ -98,6 +99,7 @@ class SAFIN(nn.Module):
         s = self.attention(content, style)
         return self.relu(self.gamma_conv(s)), self.relu(self.beta_conv(s))
 
+    @full_precision  # SA's unscaled attention logits and the statistics stay in float32 under bf16
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         gamma_s, beta_s = self.style_params(content, style)
         mean, std = calc_mean_std(content)

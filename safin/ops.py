@@ -4,10 +4,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .precision import full_precision
+
 #: eps of every reference implementation's ``calc_mean_std`` (added to the unbiased variance).
 EPS = 1e-5
 
 
+@full_precision
 def calc_mean_std(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample, per-channel mean and std of a (B, C, H, W) map, each (B, C, 1, 1).
 
@@ -19,12 +22,14 @@ def calc_mean_std(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torc
     return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
 
 
+@full_precision
 def mean_variance_norm(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Channel-wise instance normalisation without affine parameters (SANet's ``mvn``)."""
     mean, std = calc_mean_std(x, eps)
     return (x - mean) / std
 
 
+@full_precision
 def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Adaptive instance normalisation: content normalised, then given the style's mean and std."""
     c_mean, c_std = calc_mean_std(content, eps)
@@ -32,6 +37,7 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch
     return (content - c_mean) / c_std * s_std + s_mean
 
 
+@full_precision
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float = 1.0,
               memory_efficient: bool = True, chunk: int = 4096) -> torch.Tensor:
     """softmax(q kᵀ · scale) v over key positions, for q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv).
@@ -87,6 +93,7 @@ def _matrix_sqrt_and_inv_sqrt(cov: torch.Tensor, eps: float) -> tuple[torch.Tens
     return (evecs * sqrt_d) @ evecs.T, (evecs * inv_sqrt_d) @ evecs.T
 
 
+@full_precision
 def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Colour transfer by CORAL: give ``source`` (3, H, W) the RGB mean and covariance of ``target``.
 
@@ -108,6 +115,7 @@ def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torc
     return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
 
 
+@full_precision
 def whiten_colour(content: torch.Tensor, style: torch.Tensor, *, eps: float = 1e-5,
                   content_identity: bool = False, naive: bool = False) -> torch.Tensor:
     """The whitening–colouring transform (Li et al. 2017) of one (C, H, W) content map by a style map.

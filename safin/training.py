@@ -11,14 +11,15 @@
   On start the newest valid checkpoint of the same config is resumed; a truncated or corrupt one is
   reported and the previous one used. In deterministic mode a run killed at any point and restarted
   gives the same loss trajectory as an uninterrupted run.
-- Device ``auto``: CUDA (bf16 autocast, channels_last, fused Adam) when present, else CPU.
+- Device ``auto``: CUDA when present, else CPU. ``precision="auto"``: bf16 autocast wherever the device
+  runs bf16 natively (CUDA; CPUs with AVX512-BF16/AMX), with the statistics, attention and losses kept
+  in float32 (:mod:`safin.precision`); channels_last on CUDA and CPU; fused Adam on CUDA.
   ``torch.compile`` optional. Multi-GPU / multi-process: launch with ``torchrun --nproc_per_node N``
   (DistributedDataParallel; gloo on CPU, nccl on CUDA); the global batch stays ``batch_size``.
 - Losses go to dvclive (``Live(dvcyaml=None)``, the files are declared in ``dvc.yaml``).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -39,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .imageio import ImageReadError, is_image_name, open_rgb, pil_to_tensor
+from .precision import autocast, resolve_channels_last, resolve_precision
 from .methods import METHODS, StyleTransfer, resolve_device, save_weights, trained_state
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,8 @@ class TrainConfig:
     seed: int = 777                       # reference prepare_seed(777)
     deterministic: bool = True
     device: str = "auto"
-    amp: bool = True                      # bf16 autocast, CUDA only
-    channels_last: bool = True            # CUDA only
+    precision: str = "auto"               # auto | bf16 | fp32 (safin.precision)
+    channels_last: bool | str = "auto"    # auto = on for CUDA and CPU
     compile: bool = False
     num_workers: int = 2
     checkpoint_every: int = 10_000        # reference save_model_interval
@@ -294,7 +296,9 @@ def train(cfg: TrainConfig) -> dict:
         raise KeyError(f"method {cfg.method!r} is not registered ({sorted(METHODS)}); `import baselines` first")
     model = METHODS[cfg.method](encoder_weights=cfg.encoder_weights, **cfg.method_kwargs).to(device).train()
     cuda = device.type == "cuda"
-    if cuda and cfg.channels_last:
+    compute_dtype = resolve_precision(cfg.precision, device)
+    channels_last = resolve_channels_last(cfg.channels_last, device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = list(model.trainable())
     opt = torch.optim.Adam(params, lr=cfg.lr, fused=cuda or None)
@@ -363,11 +367,10 @@ def train(cfg: TrainConfig) -> dict:
         for content, style in loader:
             content = content.to(device, non_blocking=True)
             style = style.to(device, non_blocking=True)
-            if cuda and cfg.channels_last:
+            if channels_last:
                 content = content.contiguous(memory_format=torch.channels_last)
                 style = style.contiguous(memory_format=torch.channels_last)
-            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
-            with autocast:
+            with autocast(device, compute_dtype):
                 losses = loss_module(content, style)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
@@ -403,6 +406,7 @@ def train(cfg: TrainConfig) -> dict:
     summary = {"method": cfg.method, "iterations": iteration, "resumed_from": start,
                "images_per_s": done * cfg.batch_size / elapsed if done and elapsed > 0 else None,
                "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+               "precision": str(compute_dtype).removeprefix("torch."), "channels_last": channels_last,
                "world_size": world, "final_losses": last, "weights": str(out / "weights.pt")}
     previous = out / "summary.json"
     if not done and previous.exists():  # nothing left to train: keep the throughput measured before

@@ -58,4 +58,4 @@ class WaveUnpool(nn.Module):
         bands = torch.stack([ll, lh[..., :h, :w], hl[..., :h, :w], hh[..., :h, :w]], dim=2)
         b, c = ll.shape[:2]
         k = self.kernels.to(ll.dtype).repeat(c, 1, 1, 1)  # (4C, 1, 2, 2)
-        return F.conv_transpose2d(bands.view(b, 4 * c, h, w), k, stride=2, groups=c)
+        return F.conv_transpose2d(bands.reshape(b, 4 * c, h, w), k, stride=2, groups=c)

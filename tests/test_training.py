@@ -158,9 +158,11 @@ def test_ddp_with_two_gloo_processes_matches_single_process(tiny_data, tmp_path)
     import dataclasses
 
     # a small lr keeps the random-encoder dynamics tame, so float reduction order cannot amplify
-    single = config(tiny_data, tmp_path / "single", max_iter=4, batch_size=4, checkpoint_every=100, lr=1e-5)
+    # float32: bf16 rounding differs between a batch of 4 and two batches of 2, beyond this tolerance
+    kw = dict(max_iter=4, batch_size=4, checkpoint_every=100, lr=1e-5, precision="fp32")
+    single = config(tiny_data, tmp_path / "single", **kw)
     train(single)
-    ddp = config(tiny_data, tmp_path / "ddp", max_iter=4, batch_size=4, checkpoint_every=100, lr=1e-5)
+    ddp = config(tiny_data, tmp_path / "ddp", **kw)
     script = tmp_path / "run.py"
     script.write_text(RUNNER.replace("sys.argv[1]", "open(sys.argv[1]).read()"))
     (tmp_path / "cfg.json").write_text(json.dumps(dataclasses.asdict(ddp)))

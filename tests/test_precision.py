@@ -1,0 +1,73 @@
+"""bf16 autocast and channels_last: what runs in which precision, and how far bf16 moves the output."""
+import pytest
+import torch
+
+import baselines
+from safin.ops import attention, calc_mean_std
+from safin.precision import autocast, full_precision, resolve_channels_last, resolve_precision
+
+
+def test_resolve_precision():
+    assert resolve_precision("fp32", "cpu") == torch.float32
+    assert resolve_precision("bf16", "cpu") == torch.bfloat16
+    assert resolve_precision("auto", "cpu") in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16x", "cpu")
+    assert resolve_channels_last("auto", "cpu") is True
+    assert resolve_channels_last(False, "cpu") is False
+    with pytest.raises(ValueError, match="channels_last"):
+        resolve_channels_last("sometimes", "cpu")
+
+
+def test_full_precision_runs_float32_under_autocast():
+    seen = {}
+
+    @full_precision
+    def probe(x, *, y):
+        seen["x"], seen["y"] = x.dtype, y.dtype
+        seen["mm"] = (x @ x.T).dtype  # autocast would make this bf16
+        return x
+
+    with autocast("cpu", torch.bfloat16):
+        probe(torch.ones(4, 4, dtype=torch.bfloat16), y=torch.ones(2))
+    assert seen == {"x": torch.float32, "y": torch.float32, "mm": torch.float32}
+    x = torch.ones(3, 3)
+    assert probe(x, y=x) is x  # no autocast, no low-precision input: untouched, no copy
+
+
+def test_statistics_and_attention_stay_float32_under_bf16():
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 5, 5) * 100 + 1000  # large mean: bf16 statistics would be off by ~4
+    with autocast("cpu", torch.bfloat16):
+        mean, std = calc_mean_std(x.bfloat16())
+        q, k, v = (torch.randn(1, 50, 32) * 4 for _ in range(3))
+        out = attention(q, k, v)
+    assert mean.dtype == std.dtype == out.dtype == torch.float32
+    ref_mean, _ = calc_mean_std(x.bfloat16().float())
+    assert torch.allclose(mean, ref_mean)
+    assert torch.allclose(out, attention(q, k, v), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["adain", "sanet", "safin", "wct"])
+def test_channels_last_gives_the_float32_output(method):
+    torch.manual_seed(0)
+    m = baselines.build(method, encoder_weights="random").eval()
+    c, s = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
+    with torch.inference_mode():
+        ref = m(c, s)
+        out = m.set_compute("fp32", channels_last=True)(c, s)
+    assert m.channels_last and out.is_contiguous() and out.dtype == torch.float32
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["adain", "sanet", "safin"])
+def test_bf16_output_is_close_to_float32(method):
+    torch.manual_seed(0)
+    m = baselines.build(method, encoder_weights="normalised").eval()
+    c, s = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        ref = m.set_compute("fp32", channels_last=False)(c, s, clamp=False)
+        out = m.set_compute("bf16")(c, s, clamp=False)
+    assert m.compute_dtype == torch.bfloat16 and out.dtype == torch.float32
+    rel = (out - ref).norm() / ref.norm()
+    assert 0 < rel < 0.02, rel  # bf16 ran (the output moved), and only by rounding
