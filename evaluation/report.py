@@ -109,7 +109,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
     definitions = [[k, v] for k, v in DESCRIPTION.items()]
 
-    speed_header = ["method", "mode", "size px", "path", "median s", "peak MiB", "images/s"]
+    speed_header = ["method", "mode", "size px", "path", "dtype", "median s", "peak MiB", "images/s",
+                    "encoder / decoder / transform s"]
     speed_rows, speed_note = [], "Not measured: run `safin bench` (stage benchmark)."
     if speed_path is not None and Path(speed_path).exists():
         sp = json.loads(Path(speed_path).read_text())
@@ -117,11 +118,20 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         speed_note = (f"Machine: {m['processor']}, {m['cpus']} CPUs, GPU {m['gpu'] or 'none'}, torch {m['torch']}; "
                       f"median of {sp['settings']['runs']} runs after {sp['settings']['warmup']} warm-up, each in a "
                       f"fresh process, random weights. naive/fast time ratios: {sp['ratios']}")
+        w = sp.get("wct_transform")
+        if w:
+            speed_note += (f" WCT transform alone (relu1_1..relu5_1 of a real pair at {w['size']} px): "
+                           f"{w['naive']} {w['naive_s']:.3f} s vs {w['fast']} {w['fast_s']:.3f} s = "
+                           f"{w['speedup']:.1f}x, max relative difference {w['max_relative_error']:.1e}.")
         for r in sp["results"]:
+            parts = r.get("parts_s") or {}
             speed_rows.append([r["method"], r["mode"], r["size"], r["path"],
+                               (r.get("dtype", "float32") + (" NHWC" if r.get("channels_last") else "")),
                                f"{r['median_s']:.3f}" if "median_s" in r else "FAILED: " + r.get("error", "?"),
                                f"{r['peak_mib']:.0f}" if "peak_mib" in r else "—",
-                               f"{r['images_per_s']:.2f}" if "images_per_s" in r else "—"])
+                               f"{r['images_per_s']:.2f}" if "images_per_s" in r else "—",
+                               " / ".join(f"{parts[k]:.2f}" for k in ("encoder", "decoder", "transform and rest"))
+                               if parts else "—"])
     study_note = "No responses collected yet: the study claims stay inconclusive."
     if survey_path is not None and Path(survey_path).exists():
         sdoc = json.loads(Path(survey_path).read_text())

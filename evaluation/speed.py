@@ -4,17 +4,27 @@ Inference per method and size, each (method, size, path) in a **fresh process** 
 honest: median wall time of ``runs`` runs after ``warmup``, peak memory (CPU max RSS, or CUDA max
 allocated), device, threads, dtype. Next to our path, the **naive path** that does what the reference
 implementations do — the full (HW)² softmax attention map, WCT with float64 ``torch.svd`` on the CPU —
-so speed-ups are ratios measured on one machine. A size that fails is reported with the reason
-(out of memory, time limit). Training throughput (images/s) per method at a given batch and crop.
-Weights are random (speed does not depend on them); content and style are both at the given size.
+so speed-ups are ratios measured on one machine. The fast path uses the model's compute settings
+(``precision`` auto: bf16 convolutions where the CPU/GPU runs bf16 natively; channels_last); the naive
+path is float32 NCHW. After the timed runs, one extra untimed run splits the time into encoder (VGG
+layers), decoder layers and the rest (the feature transform: statistics, attention, WCT, skips).
+A size that fails is reported with the reason (out of memory, time limit). Training throughput
+(images/s) per method at a given batch and crop. Weights are random (speed does not depend on them);
+content and style are both at the given size.
+
+:func:`wct_transform` times the whitening–colouring transform alone (float64 ``torch.svd``, as
+PytorchWCT, vs our float32 ``eigh``) on the relu1_1..relu5_1 features of a real content/style pair.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 WORKER = r"""
@@ -34,17 +44,23 @@ for mod in m.modules():
 if hasattr(m, "naive"):
     m.naive = naive
 m = m.to(device).eval()
+if not naive:
+    m.set_compute(args["precision"])
 out = {"method": args["method"], "size": args["size"], "path": args["path"], "device": str(device),
-       "threads": torch.get_num_threads(), "dtype": "float32"}
+       "threads": torch.get_num_threads(), "dtype": str(m.compute_dtype).removeprefix("torch."),
+       "channels_last": m.channels_last}
 if args["mode"] == "train":
+    from safin.precision import autocast
     m.train()
     opt = torch.optim.Adam(m.trainable(), lr=1e-4)
     b, s = args["batch"], args["size"]
     c, st = torch.rand(b, 3, s, s, device=device), torch.rand(b, 3, s, s, device=device)
+    c, st = m._layout(c), m._layout(st)
     times = []
     for i in range(args["warmup"] + args["runs"]):
         t = time.perf_counter()
-        loss = m.losses(c, st)["total"]
+        with autocast(device, m.compute_dtype):
+            loss = m.losses(c, st)["total"]
         opt.zero_grad(); loss.backward(); opt.step()
         if device.type == "cuda": torch.cuda.synchronize()
         if i >= args["warmup"]: times.append(time.perf_counter() - t)
@@ -61,17 +77,62 @@ else:
             if device.type == "cuda": torch.cuda.synchronize()
             if i >= args["warmup"]: times.append(time.perf_counter() - t)
     out["median_s"] = statistics.median(times)
+    if args.get("breakdown"):
+        from evaluation.speed import part_times
+        with torch.inference_mode(), part_times(m, device) as parts:
+            t = time.perf_counter(); m(c, st); total = time.perf_counter() - t
+        out["parts_s"] = {**parts, "transform and rest": max(total - sum(parts.values()), 0.0)}
 out["peak_mib"] = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print("RESULT " + json.dumps(out))
 """
 
 
+@contextlib.contextmanager
+def part_times(model, device):
+    """Wall time spent in the leaf layers of ``model.encoder`` and of ``model.decoder(s)``, measured
+    with forward hooks (synchronising CUDA at each layer, so use it for one untimed breakdown run)."""
+    import torch
+
+    parts = {"encoder": 0.0, "decoder": 0.0}
+    handles, start = [], {}
+
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    def pre(name):
+        def hook(mod, inp):
+            sync()
+            start[id(mod)] = time.perf_counter()
+        return hook
+
+    def post(name):
+        def hook(mod, inp, out):
+            sync()
+            parts[name] += time.perf_counter() - start.pop(id(mod))
+        return hook
+
+    for part, attr in (("encoder", "encoder"), ("decoder", "decoder"), ("decoder", "decoders")):
+        root = getattr(model, attr, None)
+        if root is None:
+            continue
+        for mod in root.modules():
+            if not list(mod.children()):
+                handles += [mod.register_forward_pre_hook(pre(part)), mod.register_forward_hook(post(part))]
+    try:
+        yield parts
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int = 5, warmup: int = 1,
-            batch: int = 8, device: str = "auto", timeout: float = 600.0) -> dict:
+            batch: int = 8, device: str = "auto", timeout: float = 600.0, precision: str = "auto",
+            breakdown: bool = True) -> dict:
     """One measurement in a fresh Python process; failures come back with their reason."""
     args = {"method": method, "size": size, "path": path, "mode": mode, "runs": runs, "warmup": warmup,
-            "batch": batch, "device": device}
+            "batch": batch, "device": device, "precision": precision, "breakdown": breakdown and path == "fast"}
     base = {"method": method, "size": size, "path": path, "mode": mode}
     try:
         proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(args)], capture_output=True, text=True,
@@ -89,27 +150,86 @@ def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int
 
 def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, train_batch: int, train_size: int,
               train_runs: int, device: str = "auto", timeout: float = 600.0, naive: bool = True,
-              progress=print, warmup_override: int | None = None) -> dict:
+              progress=print, warmup_override: int | None = None, precision: str = "auto",
+              wct_size: int | None = None) -> dict:
     warmup = warmup if warmup_override is None else warmup_override
     results = []
     for method in methods:
         for size in sizes:
             for path in (["fast", "naive"] if naive else ["fast"]):
-                r = run_one(method, size, path, runs=runs, warmup=warmup, device=device, timeout=timeout)
+                r = run_one(method, size, path, runs=runs, warmup=warmup, device=device, timeout=timeout,
+                            precision=precision)
                 results.append(r)
                 progress(_line(r))
         if train_runs:
             r = run_one(method, train_size, "fast", mode="train", runs=train_runs, warmup=1, batch=train_batch,
-                        device=device, timeout=timeout)
+                        device=device, timeout=timeout, precision=precision)
             results.append(r)
             progress(_line(r))
     import torch
 
-    return {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-            "settings": {"runs": runs, "warmup": warmup, "train_batch": train_batch, "train_size": train_size},
-            "results": results, "ratios": ratios(results)}
+    doc = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                       "cpus": os.cpu_count(), "torch": torch.__version__,
+                       "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+           "settings": {"runs": runs, "warmup": warmup, "train_batch": train_batch, "train_size": train_size,
+                        "precision": precision},
+           "results": results, "ratios": ratios(results)}
+    if wct_size:
+        doc["wct_transform"] = wct_transform(wct_size, runs=runs, device=device)
+        progress(_wct_line(doc["wct_transform"]))
+    return doc
+
+
+def wct_transform(size: int = 512, *, runs: int = 5, device: str = "auto",
+                  content: str = "data/sample/content/chelsea.jpg",
+                  style: str = "data/sample/style/VincentVanGoghBridge.jpg") -> dict:
+    """The whitening–colouring transform alone, on the relu1_1..relu5_1 features of a real pair at
+    ``size`` px (normalised VGG-19, one encoder pass per image): PytorchWCT's float64 ``torch.svd``
+    on the CPU vs our path (float32 ``eigh`` on the device). Median of ``runs`` over the five levels,
+    and the largest relative error max|ours - naive| / max|naive| over the levels."""
+    import torch
+
+    from baselines.wct import TAPS5
+    from safin.encoder import VGG19Encoder, load_encoder_weights
+    from safin.imageio import open_rgb, pil_to_tensor
+    from safin.methods import resolve_device
+    from safin.ops import whiten_colour
+
+    dev = resolve_device(device)
+    root = Path(__file__).resolve().parents[1]
+    enc = load_encoder_weights(VGG19Encoder(last="relu5_1"), "normalised").to(dev).eval()
+
+    def load(p):
+        img = open_rgb(root / p).resize((size, size))
+        return pil_to_tensor(img)[None].to(dev)
+
+    with torch.inference_mode():
+        cf, sf = enc(load(content), TAPS5), enc(load(style), TAPS5)
+
+        def run(naive: bool) -> tuple[float, list[torch.Tensor]]:
+            times, outs = [], []
+            for i in range(runs + 1):
+                t = time.perf_counter()
+                outs = [whiten_colour(cf[k][0], sf[k][0], content_identity=True, naive=naive) for k in TAPS5]
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:  # the first run is the warm-up
+                    times.append(time.perf_counter() - t)
+            return statistics.median(times), outs
+
+        naive_s, naive_out = run(True)
+        fast_s, fast_out = run(False)
+    errors = {k: float((f.double() - n.double()).abs().max() / n.double().abs().max())
+              for k, f, n in zip(TAPS5, fast_out, naive_out)}
+    return {"size": size, "device": str(dev), "threads": torch.get_num_threads(), "runs": runs,
+            "naive_s": naive_s, "fast_s": fast_s, "speedup": naive_s / fast_s,
+            "max_relative_error": max(errors.values()), "relative_error_per_level": errors,
+            "naive": "float64 torch.svd on the CPU (PytorchWCT)", "fast": "float32 eigh on the device"}
+
+
+def _wct_line(w: dict) -> str:
+    return (f"WCT transform alone, relu1_1..relu5_1 at {w['size']}px: naive {w['naive_s']:.3f} s, ours "
+            f"{w['fast_s']:.3f} s ({w['speedup']:.1f}x), max relative difference {w['max_relative_error']:.1e}")
 
 
 def ratios(results: list[dict]) -> dict:
@@ -129,11 +249,18 @@ def _line(r: dict) -> str:
     if "error" in r:
         return f"{what}  FAILED: {r['error']}"
     extra = f"  {r['images_per_s']:.2f} img/s" if "images_per_s" in r else ""
+    if "dtype" in r:
+        extra += f"  {r['dtype']}{' NHWC' if r.get('channels_last') else ''}"
+    if r.get("parts_s"):
+        extra += "  (" + ", ".join(f"{k} {v:.2f} s" for k, v in r["parts_s"].items()) + ")"
     return f"{what}  {r['median_s']:8.3f} s  peak {r['peak_mib']:8.0f} MiB{extra}"
 
 
 def table(doc: dict) -> str:
-    return "\n".join(_line(r) for r in doc["results"])
+    lines = [_line(r) for r in doc["results"]]
+    if doc.get("wct_transform"):
+        lines.append(_wct_line(doc["wct_transform"]))
+    return "\n".join(lines)
 
 
 def write(doc: dict, out: Path) -> Path:

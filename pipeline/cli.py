@@ -198,7 +198,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     warmup=int(b["warmup"]), train_batch=int(b["train_batch"]), train_size=int(b["train_size"]),
                     train_runs=int(b["train_runs"]) if args.train_runs is None else args.train_runs,
                     device=b.get("device", "auto"), timeout=float(b["timeout"]),
-                    naive=bool(b["naive"]) and not args.no_naive, warmup_override=args.warmup)
+                    naive=bool(b["naive"]) and not args.no_naive, warmup_override=args.warmup,
+                    precision=args.precision or str(b.get("precision", "auto")),
+                    wct_size=int(b.get("wct_size") or 0) if args.wct_size is None else args.wct_size)
     print(f"{write(doc, Path(args.out or b['out']))}; naive/fast time ratios: {doc['ratios']}")
     return 0
 
@@ -298,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-runs", type=int)
     s.add_argument("--warmup", type=int, help="override benchmark.warmup")
     s.add_argument("--no-naive", action="store_true", help="skip the naive paths (e.g. where they cannot fit)")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="fast path's precision (default benchmark.precision)")
+    s.add_argument("--wct-size", type=int, help="also time the WCT transform alone at this size (0: skip)")
     s.add_argument("--out", help="default benchmark.out")
     s.set_defaults(func=_cmd_bench)
 
