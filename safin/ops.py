@@ -129,27 +129,54 @@ def whiten_colour(content: torch.Tensor, style: torch.Tensor, *, eps: float = 1e
     c, h, w = content.shape
     cf = content.reshape(c, -1)
     sf = style.reshape(style.shape[0], -1)
+    if naive:
+        return _whiten_colour_naive(cf, sf, eps, content_identity).reshape(c, h, w).to(content.device, content.dtype)
     # float32 is accurate enough when there are many more positions than channels; a rank-deficient
     # covariance (few positions, e.g. relu5_1 of a small image) is better conditioned in float64
     few_positions = min(cf.shape[1], sf.shape[1]) < 2 * c
-    dtype = torch.float64 if naive or few_positions else torch.float32
-    device = torch.device("cpu") if naive else content.device
-    cf, sf = cf.to(device, dtype), sf.to(device, dtype)
+    dtype = torch.float64 if few_positions else torch.float32
+    cf, sf = cf.to(dtype), sf.to(dtype)
+    c_mean, c_cov = _mean_cov(cf)
+    s_mean, s_cov = _mean_cov(sf)
+    if content_identity:
+        c_cov = c_cov + torch.eye(c, dtype=dtype, device=cf.device)
+    _, whiten = _matrix_sqrt_and_inv_sqrt(c_cov, eps)
+    colour, _ = _matrix_sqrt_and_inv_sqrt(s_cov, eps)
+    # colour @ whiten @ (cf - c_mean) + s_mean as ONE pass over the positions: T cf + (s_mean - T c_mean)
+    t = colour @ whiten
+    out = torch.addmm(s_mean - t @ c_mean, t, cf)
+    return out.reshape(c, h, w).to(content.device, content.dtype)
+
+
+def _mean_cov(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (C, 1) and unbiased covariance (C, C) of (C, N) samples. Computed as (X Xᵀ - N μμᵀ)/(N-1),
+    one matrix product and no centred copy of X, when that is accurate (the channels' mean² is not
+    much larger than their variance: true of ReLU features); otherwise from the centred copy."""
+    n = x.shape[1]
+    mean = x.mean(1, keepdim=True)
+    denom = max(n - 1, 1)
+    cov = torch.addmm(mean @ mean.T, x, x.T, beta=-n / denom, alpha=1.0 / denom)
+    var = cov.diagonal()  # cancellation loses ~ mean²/var digits: fall back to the centred copy
+    if n > 1 and float((mean.squeeze(1).square() / var.clamp_min(torch.finfo(x.dtype).tiny)).max()) < 1e2:
+        return mean, cov
+    centred = x - mean
+    return mean, centred @ centred.T / denom
+
+
+def _whiten_colour_naive(cf: torch.Tensor, sf: torch.Tensor, eps: float, content_identity: bool) -> torch.Tensor:
+    """PytorchWCT's computation: float64 on the CPU, full ``torch.svd``, whiten then colour."""
+    cf, sf = cf.to("cpu", torch.float64), sf.to("cpu", torch.float64)
+    c = cf.shape[0]
     c_mean, s_mean = cf.mean(1, keepdim=True), sf.mean(1, keepdim=True)
     cf_c, sf_c = cf - c_mean, sf - s_mean
     c_cov = cf_c @ cf_c.T / max(cf.shape[1] - 1, 1)
     s_cov = sf_c @ sf_c.T / max(sf.shape[1] - 1, 1)
     if content_identity:
-        c_cov = c_cov + torch.eye(c, dtype=dtype, device=device)
-    if naive:
-        _, c_e, c_v = torch.svd(c_cov, some=False)
-        _, s_e, s_v = torch.svd(s_cov, some=False)
-        k_c = int((c_e > eps).sum())
-        k_s = int((s_e > eps).sum())
-        whiten = c_v[:, :k_c] @ torch.diag(c_e[:k_c].pow(-0.5)) @ c_v[:, :k_c].T
-        colour = s_v[:, :k_s] @ torch.diag(s_e[:k_s].sqrt()) @ s_v[:, :k_s].T
-    else:
-        _, whiten = _matrix_sqrt_and_inv_sqrt(c_cov, eps)
-        colour, _ = _matrix_sqrt_and_inv_sqrt(s_cov, eps)
-    out = colour @ (whiten @ cf_c) + s_mean
-    return out.reshape(c, h, w).to(content.device, content.dtype)
+        c_cov = c_cov + torch.eye(c, dtype=torch.float64)
+    _, c_e, c_v = torch.svd(c_cov, some=False)
+    _, s_e, s_v = torch.svd(s_cov, some=False)
+    k_c = int((c_e > eps).sum())
+    k_s = int((s_e > eps).sum())
+    whiten = c_v[:, :k_c] @ torch.diag(c_e[:k_c].pow(-0.5)) @ c_v[:, :k_c].T
+    colour = s_v[:, :k_s] @ torch.diag(s_e[:k_s].sqrt()) @ s_v[:, :k_s].T
+    return colour @ (whiten @ cf_c) + s_mean

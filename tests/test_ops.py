@@ -111,3 +111,13 @@ def test_safin_attention_module_stays_memory_bounded_at_large_sizes():
     )
     extra_mib = _extra_mib(code)
     assert extra_mib < 200, f"SelfAttention used {extra_mib:.0f} MiB extra; the full map is 559 MiB"
+
+
+def test_whiten_colour_fast_path_handles_large_means_like_the_float64_path():
+    # mean² >> variance: the one-pass covariance would cancel badly; the fast path must notice
+    torch.manual_seed(0)
+    c = torch.randn(8, 30, 30) + 1000.0
+    s = torch.randn(8, 30, 30) * 3 + 500.0
+    fast = whiten_colour(c, s)
+    ref = whiten_colour(c.double(), s.double(), naive=True)
+    assert torch.allclose(fast.double(), ref, rtol=0, atol=1e-3 * float(ref.abs().max()))
