@@ -26,7 +26,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .ops import coral
-from .precision import autocast, resolve_channels_last, resolve_precision
+from .precision import autocast, full_precision, resolve_channels_last, resolve_precision
 
 METHODS: dict[str, type["StyleTransfer"]] = {}
 
@@ -122,15 +122,27 @@ class StyleTransfer(nn.Module):
     #: inference compute settings (see :meth:`set_compute`); the defaults are plain float32, NCHW
     compute_dtype: torch.dtype = torch.float32
     channels_last: bool = False
+    #: False: ``precision="auto"`` keeps this method in float32 (its transform amplifies rounding)
+    bf16_safe: ClassVar[bool] = True
+    #: False: under bf16 the encoder still runs in float32 (its features feed something sensitive)
+    bf16_encoder: ClassVar[bool] = True
 
     def set_compute(self, precision: str = "auto", channels_last: bool | str | None = "auto") -> "StyleTransfer":
         """Choose how :meth:`forward` computes on the model's current device: ``precision`` ``"auto"``
-        (bf16 where the device runs it natively), ``"bf16"`` or ``"fp32"``; ``channels_last``
-        ``"auto"``, True or False. Call after ``.to(device)``. See :mod:`safin.precision`."""
+        (bf16 where the device runs it natively and the method tolerates it), ``"bf16"`` or ``"fp32"``;
+        ``channels_last`` ``"auto"``, True or False. Call after ``.to(device)``. See :mod:`safin.precision`."""
         device = next(self.parameters()).device
-        self.compute_dtype = resolve_precision(precision, device)
+        dtype = resolve_precision(precision, device)
+        if precision == "auto" and not self.bf16_safe:
+            dtype = torch.float32
+        self.compute_dtype = dtype
         self.channels_last = resolve_channels_last(channels_last, device)
         self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        encoder = getattr(self, "encoder", None)
+        if isinstance(encoder, nn.Module):
+            encoder.__dict__.pop("forward", None)  # undo an earlier float32 wrapper
+            if dtype != torch.float32 and not self.bf16_encoder:
+                encoder.forward = full_precision(type(encoder).forward.__get__(encoder))
         return self
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:

@@ -71,3 +71,38 @@ def test_bf16_output_is_close_to_float32(method):
     assert m.compute_dtype == torch.bfloat16 and out.dtype == torch.float32
     rel = (out - ref).norm() / ref.norm()
     assert 0 < rel < 0.02, rel  # bf16 ran (the output moved), and only by rounding
+
+
+def test_auto_keeps_wct_in_float32_and_sanet_encoder_in_float32():
+    wct = baselines.build("wct", encoder_weights="random").eval().set_compute("auto")
+    assert wct.compute_dtype == torch.float32  # whitening amplifies bf16 rounding
+    assert baselines.build("wct", encoder_weights="random").set_compute("bf16").compute_dtype == torch.bfloat16
+    sanet = baselines.build("sanet", encoder_weights="random").eval().set_compute("bf16")
+    x = torch.rand(1, 3, 32, 32)
+    with autocast("cpu", torch.bfloat16):
+        assert sanet.encoder(x, ["relu4_1"])["relu4_1"].dtype == torch.float32
+    sanet.set_compute("fp32")
+    assert "forward" not in sanet.encoder.__dict__  # the float32 wrapper is undone
+    adain = baselines.build("adain", encoder_weights="random").eval().set_compute("bf16")
+    with autocast("cpu", torch.bfloat16):
+        assert adain.encoder(x, ["relu4_1"])["relu4_1"].dtype == torch.bfloat16
+
+
+def test_precision_check_cli(tmp_path):
+    from evaluation.precision_check import check
+    from safin.methods import save_weights
+
+    m = baselines.build("adain")
+    save_weights(m, tmp_path / "adain" / "weights.pt")
+    pairs = tmp_path / "pairs.csv"
+    import shutil
+    from pathlib import Path
+    sample = Path(__file__).resolve().parents[1] / "data/sample"
+    (tmp_path / "content").mkdir(), (tmp_path / "style").mkdir()
+    shutil.copy(sample / "content/chelsea.jpg", tmp_path / "content/c.jpg")
+    shutil.copy(sample / "style/VincentVanGoghBridge.jpg", tmp_path / "style/s.jpg")
+    pairs.write_text("pair,content,style\n00,content/c.jpg,style/s.jpg\n")
+    doc = check(tmp_path, pairs, size=64, methods=["adain"])
+    r = doc["methods"]["adain"]
+    assert doc["pairs"] == 1 and r["max_abs_255"] >= r["mean_abs_255"] >= 0
+    assert r["auto_dtype"] in ("float32", "bfloat16")
