@@ -139,16 +139,25 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
     }
     import yaml
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--params",
-                             str(tmp_path / "params.yaml"), "--no-progress"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # output to files, not pipes: a child blocked on a full pipe while the test polls could not react
+    log = tmp_path / "train.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--params",
+                                 str(tmp_path / "params.yaml"), "--no-progress"], cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
     tsv = tmp_path / "t/adain/live/plots/metrics/loss/total.tsv"
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while (not tsv.exists() or len(tsv.read_text().splitlines()) < 4) and time.time() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    try:
+        proc.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("no exit within 180 s of SIGINT; its output:\n" + log.read_text()[-3000:])
+    err = log.read_text()
+    assert proc.returncode == 130, err[-3000:]
     assert "checkpoint is saved" in err
     assert list((tmp_path / "t/adain/checkpoints").glob("ckpt_*.pt"))
 
