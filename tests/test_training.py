@@ -144,7 +144,11 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--params",
                                  str(tmp_path / "params.yaml"), "--no-progress"], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True,
+                                # a shell's background job (`cmd &`, as CI may run us) inherits SIGINT
+                                # *ignored*, and Python then installs no handler: restore the default, as
+                                # for a foreground process that gets Ctrl-C
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     tsv = tmp_path / "t/adain/live/plots/metrics/loss/total.tsv"
     deadline = time.time() + 180
     while (not tsv.exists() or len(tsv.read_text().splitlines()) < 4) and time.time() < deadline:
