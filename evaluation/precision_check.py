@@ -16,15 +16,8 @@ from pathlib import Path
 import torch
 
 import baselines
-from safin.imageio import open_rgb, pil_to_tensor
+from safin.imageio import load_image
 from safin.methods import load_weights
-
-
-def _load(path: Path, size: int) -> torch.Tensor:
-    img = open_rgb(path)
-    scale = size / max(img.size)
-    img = img.resize((max(16, round(img.width * scale)), max(16, round(img.height * scale))))
-    return pil_to_tensor(img)[None]
 
 
 def check(train_dir: Path, pairs_csv: Path, size: int = 256, methods=None) -> dict:
@@ -37,7 +30,7 @@ def check(train_dir: Path, pairs_csv: Path, size: int = 256, methods=None) -> di
         mean_abs, max_abs, rel = [], [], []
         with torch.inference_mode():
             for r in rows:
-                c, s = _load(root / r["content"], size), _load(root / r["style"], size)
+                c, s = (load_image(root / r[k], long_side=size)[None] for k in ("content", "style"))
                 a = m.set_compute("fp32", False)(c, s)
                 b = m.set_compute("auto")(c, s)
                 d = (a - b).abs()

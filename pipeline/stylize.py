@@ -50,16 +50,7 @@ def build_model(method: str, *, checkpoint: str | None = None, reference: Sequen
 
 def load_sized(path: Path, size: int | None) -> torch.Tensor:
     """Image as (1, 3, H, W); ``size`` > 0 scales it so the longer side is ``size``."""
-    return load_image(path, max_side=None)[None] if not size else _resize_long(path, size)
-
-
-def _resize_long(path: Path, size: int) -> torch.Tensor:
-    from PIL import Image
-
-    im = open_rgb(path)
-    scale = size / max(im.size)
-    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BICUBIC)
-    return pil_to_tensor(im)[None]
+    return load_image(path, long_side=size or None)[None]
 
 
 def load_mask(path: Path, size: tuple[int, int], content_path: Path) -> torch.Tensor:

@@ -78,11 +78,13 @@ def pil_to_tensor(im: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Tensor:
-    """Read ``path`` as a (3, H, W) float tensor in [0, 1]; optionally shrink so max(H, W) <= max_side."""
+def load_image(path: str | os.PathLike, max_side: int | None = None, long_side: int | None = None) -> torch.Tensor:
+    """Read ``path`` as a (3, H, W) float tensor in [0, 1]; optionally shrink so max(H, W) <= ``max_side``,
+    or scale (up or down) so max(H, W) == ``long_side``."""
     im = open_rgb(path)
-    if max_side and max(im.size) > max_side:
-        scale = max_side / max(im.size)
+    target = long_side if long_side else (max_side if max_side and max(im.size) > max_side else None)
+    if target and target != max(im.size):
+        scale = target / max(im.size)
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                        Image.Resampling.BICUBIC)
     return pil_to_tensor(im)

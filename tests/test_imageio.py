@@ -103,3 +103,14 @@ def test_max_side_and_save_roundtrip(tmp_path):
     y = load_image(out)
     assert torch.allclose(x, y, atol=1 / 255)
     assert load_image(out, max_side=50).shape == (3, 20, 50)
+
+
+def test_load_image_long_side_scales_up_and_down(tmp_path):
+    from PIL import Image
+
+    from safin.imageio import load_image
+
+    Image.new("RGB", (40, 20), (10, 20, 30)).save(tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png", long_side=80).shape == (3, 40, 80)
+    assert load_image(tmp_path / "a.png", long_side=10).shape == (3, 5, 10)
+    assert load_image(tmp_path / "a.png", max_side=80).shape == (3, 20, 40)  # max_side never enlarges
