@@ -101,11 +101,9 @@ def part_times(model, device):
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
 
-    def pre(name):
-        def hook(mod, inp):
-            sync()
-            start[id(mod)] = time.perf_counter()
-        return hook
+    def pre(mod, inp):
+        sync()
+        start[id(mod)] = time.perf_counter()
 
     def post(name):
         def hook(mod, inp, out):
@@ -119,7 +117,7 @@ def part_times(model, device):
             continue
         for mod in root.modules():
             if not list(mod.children()):
-                handles += [mod.register_forward_pre_hook(pre(part)), mod.register_forward_hook(post(part))]
+                handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post(part))]
     try:
         yield parts
     finally:
