@@ -31,6 +31,9 @@ WORKER = r"""
 import json, resource, statistics, sys, time
 import torch
 args = json.loads(sys.argv[1])
+from safin.cpu_memory import allocator, keep_freed_memory
+if args["path"] == "fast":  # the reference implementations run with the C library's defaults
+    keep_freed_memory()
 torch.manual_seed(0)
 import baselines
 from safin.methods import resolve_device
@@ -48,7 +51,7 @@ if not naive:
     m.set_compute(args["precision"])
 out = {"method": args["method"], "size": args["size"], "path": args["path"], "device": str(device),
        "threads": torch.get_num_threads(), "dtype": str(m.compute_dtype).removeprefix("torch."),
-       "channels_last": m.channels_last}
+       "channels_last": m.channels_last, "allocator": allocator()}
 if args["mode"] == "train":
     from safin.precision import autocast
     m.train()
@@ -183,19 +186,24 @@ def wct_transform(size: int = 512, *, runs: int = 5, device: str = "auto",
                   style: str = "data/sample/style/VincentVanGoghBridge.jpg") -> dict:
     """The whitening–colouring transform alone, on the relu1_1..relu5_1 features of a real pair at
     ``size`` px (normalised VGG-19, one encoder pass per image): PytorchWCT's float64 ``torch.svd``
-    on the CPU vs our path (float32 ``eigh`` on the device). Median of ``runs`` over the five levels,
-    and the largest relative error max|ours - naive| / max|naive| over the levels."""
+    on the CPU, given NCHW features as its encoder produces them, vs our path given the features in
+    the layout our WCT model's encoder produces them (channels-last where ``channels_last`` resolves
+    on, see :mod:`safin.precision`), and ours given NCHW features too. Median of ``runs`` over the
+    five levels, and the largest relative error max|ours - naive| / max|naive| over the levels."""
     import torch
 
     from baselines.wct import TAPS5
     from safin.encoder import VGG19Encoder, load_encoder_weights
     from safin.imageio import open_rgb, pil_to_tensor
+    from safin.cpu_memory import allocator
     from safin.methods import resolve_device
     from safin.ops import whiten_colour
+    from safin.precision import resolve_channels_last
 
     dev = resolve_device(device)
     root = Path(__file__).resolve().parents[1]
     enc = load_encoder_weights(VGG19Encoder(last="relu5_1"), "normalised").to(dev).eval()
+    nhwc = resolve_channels_last("auto", dev)
 
     def load(p):
         img = open_rgb(root / p).resize((size, size))
@@ -203,31 +211,50 @@ def wct_transform(size: int = 512, *, runs: int = 5, device: str = "auto",
 
     with torch.inference_mode():
         cf, sf = enc(load(content), TAPS5), enc(load(style), TAPS5)
+        cf = {k: v.contiguous() for k, v in cf.items()}
+        sf = {k: v.contiguous() for k, v in sf.items()}
+        layout = torch.channels_last if nhwc else torch.contiguous_format
+        cf_ours = {k: v.contiguous(memory_format=layout) for k, v in cf.items()}
+        sf_ours = {k: v.contiguous(memory_format=layout) for k, v in sf.items()}
 
-        def run(naive: bool) -> tuple[float, list[torch.Tensor]]:
+        def run(c, s, naive: bool) -> tuple[float, list[torch.Tensor]]:
             times, outs = [], []
             for i in range(runs + 1):
                 t = time.perf_counter()
-                outs = [whiten_colour(cf[k][0], sf[k][0], content_identity=True, naive=naive) for k in TAPS5]
+                outs = [whiten_colour(c[k][0], s[k][0], content_identity=True, naive=naive) for k in TAPS5]
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 if i:  # the first run is the warm-up
                     times.append(time.perf_counter() - t)
             return statistics.median(times), outs
 
-        naive_s, naive_out = run(True)
-        fast_s, fast_out = run(False)
-    errors = {k: float((f.double() - n.double()).abs().max() / n.double().abs().max())
-              for k, f, n in zip(TAPS5, fast_out, naive_out)}
+        naive_s, naive_out = run(cf, sf, True)
+        fast_s, fast_out = run(cf_ours, sf_ours, False)
+        nchw_s, nchw_out = run(cf, sf, False)
+
+    def rel(outs):
+        return {k: float((f.double() - n.double()).abs().max() / n.double().abs().max())
+                for k, f, n in zip(TAPS5, outs, naive_out)}
+
+    errors = rel(fast_out)
     return {"size": size, "device": str(dev), "threads": torch.get_num_threads(), "runs": runs,
             "naive_s": naive_s, "fast_s": fast_s, "speedup": naive_s / fast_s,
+            "fast_nchw_s": nchw_s, "speedup_nchw": naive_s / nchw_s,
             "max_relative_error": max(errors.values()), "relative_error_per_level": errors,
-            "naive": "float64 torch.svd on the CPU (PytorchWCT)", "fast": "float32 eigh on the device"}
+            "max_relative_error_nchw": max(rel(nchw_out).values()),
+            "allocator": allocator(),
+            "naive": "float64 torch.svd on the CPU (PytorchWCT), NCHW features",
+            "fast": f"float32 eigh on the device, {'channels-last' if nhwc else 'NCHW'} features"}
 
 
 def _wct_line(w: dict) -> str:
-    return (f"WCT transform alone, relu1_1..relu5_1 at {w['size']}px: naive {w['naive_s']:.3f} s, ours "
+    line = (f"WCT transform alone, relu1_1..relu5_1 at {w['size']}px: naive {w['naive_s']:.3f} s, ours "
             f"{w['fast_s']:.3f} s ({w['speedup']:.1f}x), max relative difference {w['max_relative_error']:.1e}")
+    if "fast_nchw_s" in w:
+        line += f"; ours on NCHW features {w['fast_nchw_s']:.3f} s ({w['speedup_nchw']:.1f}x)"
+    if "allocator" in w:
+        line += f"; both with allocator: {w['allocator']}"
+    return line
 
 
 def ratios(results: list[dict]) -> dict:

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from safin.cpu_memory import keep_freed_memory
+
 
 def _cmd_fetch_weights(args: argparse.Namespace) -> int:
     from safin.assets import REGISTRY
@@ -317,8 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: commands whose process keeps freed CPU memory for reuse (safin.cpu_memory: measured 1.2-1.5x
+#: faster inference on the CPU); training keeps the C library's default (not measured with it)
+KEEP_FREED_MEMORY = {"stylize", "stylize-pairs", "evaluate", "bench"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in KEEP_FREED_MEMORY:
+        keep_freed_memory()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

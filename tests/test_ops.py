@@ -121,3 +121,63 @@ def test_whiten_colour_fast_path_handles_large_means_like_the_float64_path():
     fast = whiten_colour(c, s)
     ref = whiten_colour(c.double(), s.double(), naive=True)
     assert torch.allclose(fast.double(), ref, rtol=0, atol=1e-3 * float(ref.abs().max()))
+
+
+def _channels_last_map(x: torch.Tensor) -> torch.Tensor:
+    return x[None].contiguous(memory_format=torch.channels_last)[0]
+
+
+def test_wct_channels_last_map_takes_the_onednn_path_and_equals_the_float64_path():
+    from safin import ops
+
+    torch.manual_seed(3)
+    c = torch.relu(torch.randn(1, 160, 40, 36)) + 0.1
+    s = torch.relu(torch.randn(1, 160, 30, 30)) * 2
+    c_nhwc, s_nhwc = _channels_last_map(c[0]), _channels_last_map(s[0])
+    assert ops._onednn_layout(c_nhwc) and not ops._onednn_layout(c[0].contiguous())
+    fast = whiten_colour(c_nhwc, s_nhwc, content_identity=True)
+    naive = whiten_colour(c[0], s[0], content_identity=True, naive=True)
+    assert fast.dtype == torch.float32 and fast.shape == c[0].shape
+    assert fast.stride(0) == 1, "the output keeps the content's channels-last layout"
+    assert (fast.double() - naive).abs().max() < 1e-4 * naive.abs().max()
+    mean, cov = ops._mean_cov_map(c_nhwc)
+    ref = c[0].reshape(160, -1).double()
+    assert torch.allclose(mean.squeeze(1).double(), ref.mean(1), atol=1e-5)
+    assert torch.allclose(cov.double(), torch.cov(ref), atol=1e-4 * float(torch.cov(ref).abs().max()))
+
+
+def test_wct_few_positions_runs_in_float64_and_returns_the_input_dtype():
+    torch.manual_seed(4)
+    c = _channels_last_map(torch.relu(torch.randn(64, 6, 6)))  # 36 positions < 2 x 64 channels
+    s = _channels_last_map(torch.relu(torch.randn(64, 5, 7)))
+    out = whiten_colour(c, s, content_identity=True)
+    naive = whiten_colour(c, s, content_identity=True, naive=True)
+    assert out.dtype == torch.float32
+    assert (out.double() - naive.double()).abs().max() < 1e-3 * naive.abs().max()
+
+
+def test_conv1x1_in_bands_equals_one_matrix_product():
+    from safin import ops
+
+    torch.manual_seed(5)
+    x = _channels_last_map(torch.randn(8, 37, 11))
+    w, b = torch.randn(8, 8), torch.randn(8)
+    ref = (w.double() @ x.reshape(8, -1).double() + b.double()[:, None]).reshape(8, 37, 11)
+    for band_bytes in (1, 8 * 11 * 4 * 5, 1 << 30):  # one row per band, 5 rows (last band short), all at once
+        out = ops._conv1x1_in_bands(x, w, b, band_bytes=band_bytes)
+        assert out.stride(0) == 1
+        assert torch.allclose(out.double(), ref, atol=1e-5)
+
+
+def test_concurrent_matrix_square_roots_equal_sequential_ones():
+    from safin import ops
+
+    torch.manual_seed(6)
+    a, b = torch.randn(200, 900), torch.randn(200, 700)
+    ca, cb = torch.cov(a), torch.cov(b)
+    both = ops._sym_sqrts([(ca, True), (cb, False)], 1e-5)
+    assert torch.get_num_threads() >= 1
+    assert torch.allclose(both[0], ops._sym_sqrt(ca, 1e-5, inverse=True), atol=1e-5)
+    assert torch.allclose(both[1], ops._sym_sqrt(cb, 1e-5), atol=1e-5)
+    assert torch.allclose(both[1] @ both[1], cb, atol=1e-3 * float(cb.abs().max()))
+    assert torch.allclose(both[0] @ ca @ both[0], torch.eye(200), atol=1e-3)
