@@ -239,7 +239,7 @@ def _sym_sqrts(jobs: list[tuple[torch.Tensor, bool]], eps: float) -> list[torch.
     if _EIGH_POOL is None:
         _EIGH_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safin-eigh")
     # pinned once here, from this thread; the worker calls eigh unpinned: torch's thread count is
-    # per-thread under OpenMP, and setting it from the worker was measured to cost ~0.015 s per WCT
+    # per-thread under OpenMP (likely why): pinning from the worker too was measured ~0.015 s slower per WCT
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
