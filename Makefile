@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test setup
+.PHONY: repro test setup gpu-check
 
 setup: $(STAMP)
 
@@ -23,3 +23,12 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The GPU measurements of the performance issue, on a machine with a CUDA GPU (needs the CUDA build of
+# torch in $(VENV)): SAFIN inference at 2048 and 4096 px (peak = CUDA max allocated), then training
+# throughput of every method at the paper's batch 8 / 256 px with bf16, channels_last and fused Adam:
+# images/s, TFLOP/s, fraction of the GPU's datasheet peak and the hours of the 160k-iteration recipe.
+gpu-check: $(STAMP)
+	safin bench --method safin --size 2048 --size 4096 --no-naive --runs 3 --wct-size 0 --train-runs 0 \
+		--out metrics/speed_gpu_inference.json
+	safin bench --train-only --train-runs 10 --out metrics/speed_gpu_train.json

@@ -10,7 +10,7 @@ import torch
 
 from safin.encoder import VGG19Encoder, load_encoder_weights
 from safin.losses import content_loss, style_loss
-from safin.methods import StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
+from safin.methods import StyleTransfer, as_one_batch, load_checkpoint, load_into, load_reference_vgg, register
 from safin.ops import adain
 
 from .decoders import mirror_decoder
@@ -46,8 +46,8 @@ class AdaIN(StyleTransfer):
 
     def losses(self, content, style):
         with torch.no_grad():
-            c4 = self.encoder(content, ["relu4_1"])["relu4_1"]
-            s_feats = list(self.encoder(style, TAPS4).values())
+            c_feats, s_feats = as_one_batch(lambda x: self.encoder(x, TAPS4), [(content,), (style,)])
+        c4, s_feats = c_feats["relu4_1"], list(s_feats.values())
         t = adain(c4, s_feats[-1])
         out = self.decoder(t)
         o_feats = list(self.encoder(out, TAPS4).values())

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from safin.encoder import VGG19Encoder, load_encoder_weights
 from safin.losses import content_loss, distance, style_loss
-from safin.methods import StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
+from safin.methods import (StyleTransfer, as_one_batch, load_checkpoint, load_into, load_reference_vgg,
+                          register)
 from safin.modules import SAFIN
 from safin.ops import attention, mean_variance_norm
 from safin.precision import full_precision
@@ -106,19 +107,19 @@ class SANet(StyleTransfer):
 
     def losses(self, content, style):
         with torch.no_grad():
-            c_feats = self.encoder(content, TAPS5)
-            s_feats = self.encoder(style, TAPS5)
+            c_feats, s_feats = as_one_batch(lambda x: self.encoder(x, TAPS5), [(content,), (style,)])
         c4, c5, s4, s5 = c_feats["relu4_1"], c_feats["relu5_1"], s_feats["relu4_1"], s_feats["relu5_1"]
-        out = self.decoder(self.transform(c4, s4, c5, s5))
-        o_feats = self.encoder(out, TAPS5)
+        # The stylized image and the two identity reconstructions (I_cc, I_ss) go through the transform,
+        # decoder and loss encoder as one batch of 3B when content and style have one size: every op is
+        # per sample, so it is the reference's three passes with a third of the kernel calls.
+        out, i_cc, i_ss = as_one_batch(lambda *f: self.decoder(self.transform(*f)),
+                                       [(c4, s4, c5, s5), (c4, c4, c5, c5), (s4, s4, s5, s5)])
+        o_feats, f_cc, f_ss = as_one_batch(lambda x: self.encoder(x, TAPS5), [(out,), (i_cc,), (i_ss,)])
         p = self.impl_params
         lc = (content_loss(o_feats["relu4_1"], c4, impl_params=p, normalise=True)
               + content_loss(o_feats["relu5_1"], c5, impl_params=p, normalise=True))
         ls = style_loss(list(o_feats.values()), list(s_feats.values()), impl_params=p)
-        i_cc = self.decoder(self.transform(c4, c4, c5, c5))
-        i_ss = self.decoder(self.transform(s4, s4, s5, s5))
         l_id1 = distance(i_cc, content, p) + distance(i_ss, style, p)
-        f_cc, f_ss = self.encoder(i_cc, TAPS5), self.encoder(i_ss, TAPS5)
         l_id2 = sum(distance(f_cc[t], c_feats[t], p) + distance(f_ss[t], s_feats[t], p) for t in TAPS5)
         w = self.weights
         total = w["content"] * lc + w["style"] * ls + w["identity1"] * l_id1 + w["identity2"] * l_id2

@@ -55,7 +55,7 @@ out = {"method": args["method"], "size": args["size"], "path": args["path"], "de
 if args["mode"] == "train":
     from safin.precision import autocast
     m.train()
-    opt = torch.optim.Adam(m.trainable(), lr=1e-4)
+    opt = torch.optim.Adam(m.trainable(), lr=1e-4, fused=device.type == "cuda" or None)  # as the trainer
     b, s = args["batch"], args["size"]
     c, st = torch.rand(b, 3, s, s, device=device), torch.rand(b, 3, s, s, device=device)
     c, st = m._layout(c), m._layout(st)
@@ -69,6 +69,8 @@ if args["mode"] == "train":
         if i >= args["warmup"]: times.append(time.perf_counter() - t)
     out["median_s"] = statistics.median(times)
     out["images_per_s"] = b / out["median_s"]
+    from evaluation.speed import compute_rates
+    out.update(compute_rates(args["method"], b, s, out["median_s"], device, out["dtype"]))
 else:
     s = args["size"]
     c, st = torch.rand(1, 3, s, s, device=device), torch.rand(1, 3, s, s, device=device)
@@ -126,6 +128,83 @@ def part_times(model, device):
     finally:
         for h in handles:
             h.remove()
+
+
+#: Dense peak throughput in TFLOP/s from the vendors' datasheets (no sparsity), by device-name substring:
+#: (bf16 tensor cores, fp32 without tensor cores). The first match wins.
+PEAK_TFLOPS = (
+    ("H200", 989.4, 66.9),        # H200 SXM
+    ("H100 PCIe", 756.0, 51.2),
+    ("H100 NVL", 835.0, 60.0),
+    ("H100", 989.4, 66.9),        # H100 SXM
+    ("A100", 312.0, 19.5),
+    ("L40S", 362.1, 91.6),
+    ("RTX 4090", 165.2, 82.6),
+)
+
+#: The paper's recipe: iterations x batch (SAFIN/AdaIN train.py)
+PAPER_ITERATIONS, PAPER_BATCH = 160_000, 8
+
+
+def train_flops(method: str, batch: int, size: int) -> float:
+    """FLOPs of one training step (loss forward + backward; the optimizer's few element-wise FLOPs are
+    not counted) of ``method`` at ``batch`` × ``size``², counted by :class:`torch.utils.flop_counter.
+    FlopCounterMode` on the meta device: the same ``losses`` code, shapes only, no arithmetic. The frozen
+    encoder's backward counts only the input gradients it really computes."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import baselines
+
+    with torch.device("meta"):
+        model = baselines.build(method, encoder_weights="random").train()
+        content, style = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.losses(content, style)["total"].backward()
+    return float(counter.get_total_flops())
+
+
+def peak_tflops(device_name: str, dtype: str) -> float | None:
+    """The device's dense datasheet peak for ``dtype`` (``bfloat16`` or ``float32``), when known."""
+    for key, bf16, fp32 in PEAK_TFLOPS:
+        if key.lower() in device_name.lower():
+            return bf16 if dtype == "bfloat16" else fp32
+    return None
+
+
+def compute_rates(method: str, batch: int, size: int, seconds_per_step: float, device, dtype: str) -> dict:
+    """Training FLOPs per image, the achieved rate, the fraction of the device's peak (GPUs in
+    :data:`PEAK_TFLOPS`), and the hours the paper's 160k iterations × 8 images would take at this rate."""
+    import torch
+
+    flops = train_flops(method, batch, size)
+    out = {"train_gflop_per_image": flops / batch / 1e9, "achieved_tflops": flops / seconds_per_step / 1e12,
+           "paper_recipe_hours": PAPER_ITERATIONS * PAPER_BATCH * seconds_per_step / batch / 3600}
+    if torch.device(device).type == "cuda":
+        name = torch.cuda.get_device_name(torch.device(device))
+        peak = peak_tflops(name, dtype)
+        if peak:
+            out.update(peak_tflops=peak, fraction_of_peak=out["achieved_tflops"] / peak)
+    return out
+
+
+def loader_throughput(content_dir: str, style_dir: str, *, crop: int, batch: int, workers: int,
+                      batches: int = 50, seed: int = 777) -> dict:
+    """Content/style pairs per second that the trainer's data loader (:func:`safin.training.
+    training_loader`: decode, random crop, collate) delivers with ``workers`` processes, nothing else
+    running: what it can feed a GPU. The first batch (worker start-up) is not timed."""
+    from safin.training import PairStream, PositionSampler, list_training_images, training_loader
+
+    stream = PairStream(list_training_images(content_dir), list_training_images(style_dir), crop, seed)
+    loader = training_loader(stream, PositionSampler(0, batches + 1, batch), batch, workers, pin_memory=False)
+    it = iter(loader)
+    next(it)
+    t = time.perf_counter()
+    n = sum(len(c) for c, _ in it)
+    seconds = time.perf_counter() - t
+    return {"crop": crop, "batch": batch, "workers": workers, "pairs": n, "seconds": seconds,
+            "pairs_per_s": n / seconds}
 
 
 def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int = 5, warmup: int = 1,
@@ -274,6 +353,10 @@ def _line(r: dict) -> str:
     if "error" in r:
         return f"{what}  FAILED: {r['error']}"
     extra = f"  {r['images_per_s']:.2f} img/s" if "images_per_s" in r else ""
+    if "achieved_tflops" in r:
+        extra += (f"  {r['train_gflop_per_image']:.0f} GFLOP/img, {r['achieved_tflops']:.2f} TFLOP/s"
+                  + (f" = {100 * r['fraction_of_peak']:.0f} % of peak" if "fraction_of_peak" in r else "")
+                  + f", paper recipe {r['paper_recipe_hours']:.1f} h")
     if "dtype" in r:
         extra += f"  {r['dtype']}{' NHWC' if r.get('channels_last') else ''}"
     if r.get("parts_s"):
@@ -285,6 +368,9 @@ def table(doc: dict) -> str:
     lines = [_line(r) for r in doc["results"]]
     if doc.get("wct_transform"):
         lines.append(_wct_line(doc["wct_transform"]))
+    for r in doc.get("loader", []):
+        lines.append(f"data loader, crop {r['crop']}, batch {r['batch']}, {r['workers']} worker(s): "
+                     f"{r['pairs_per_s']:.0f} content/style pairs/s")
     return "\n".join(lines)
 
 

@@ -191,18 +191,31 @@ def _cmd_survey(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from evaluation.speed import benchmark, write
+    from evaluation.speed import benchmark, table, write
 
     from .params import load_params
 
     b = load_params(args.params)["benchmark"]
-    doc = benchmark(args.method or list(b["methods"]), args.size or list(b["sizes"]), runs=args.runs or int(b["runs"]),
+    sizes = [] if args.train_only else args.size or list(b["sizes"])
+    wct_size = int(b.get("wct_size") or 0) if args.wct_size is None else args.wct_size
+    doc = benchmark(args.method or list(b["methods"]), sizes, runs=args.runs or int(b["runs"]),
                     warmup=int(b["warmup"]), train_batch=int(b["train_batch"]), train_size=int(b["train_size"]),
                     train_runs=int(b["train_runs"]) if args.train_runs is None else args.train_runs,
                     device=b.get("device", "auto"), timeout=float(b["timeout"]),
                     naive=bool(b["naive"]) and not args.no_naive, warmup_override=args.warmup,
                     precision=args.precision or str(b.get("precision", "auto")),
-                    wct_size=int(b.get("wct_size") or 0) if args.wct_size is None else args.wct_size)
+                    wct_size=0 if args.train_only else wct_size)
+    if args.loader_workers:
+        from evaluation.speed import loader_throughput
+
+        params = load_params(args.params)
+        data, train = Path(params["data"]["out"]), params["train"]
+        doc["loader"] = []
+        for workers in args.loader_workers:
+            r = loader_throughput(str(data / "content"), str(data / "style"), crop=int(train["crop"]),
+                                  batch=int(train["batch_size"]), workers=workers)
+            doc["loader"].append(r)
+        print(table({"results": [], "loader": doc["loader"]}))
     print(f"{write(doc, Path(args.out or b['out']))}; naive/fast time ratios: {doc['ratios']}")
     return 0
 
@@ -304,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-naive", action="store_true", help="skip the naive paths (e.g. where they cannot fit)")
     s.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="fast path's precision (default benchmark.precision)")
     s.add_argument("--wct-size", type=int, help="also time the WCT transform alone at this size (0: skip)")
+    s.add_argument("--train-only", action="store_true", help="only the training throughput (no inference sizes)")
+    s.add_argument("--loader-workers", type=int, action="append",
+                   help="also time the training data loader (data.out images, train.crop/batch_size) with this "
+                        "many worker processes (repeatable)")
     s.add_argument("--out", help="default benchmark.out")
     s.set_defaults(func=_cmd_bench)
 

@@ -24,7 +24,7 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
         lr=float(t["lr"]), lr_decay=float(t["lr_decay"]), crop=int(t["crop"]), seed=int(t["seed"]),
         deterministic=bool(t["deterministic"]), device=str(t["device"]), compile=bool(t["compile"]),
         precision=str(t.get("precision", "auto")), channels_last=t.get("channels_last", "auto"),
-        num_workers=int(t["num_workers"]), checkpoint_every=int(t["checkpoint_every"]),
+        num_workers=t["num_workers"], checkpoint_every=int(t["checkpoint_every"]),
         keep_checkpoints=int(t["keep_checkpoints"]), encoder_weights=str(t["encoder_weights"]),
         method_kwargs=per_method,
     )

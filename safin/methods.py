@@ -83,6 +83,27 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (h, w)
 
 
+def as_one_batch(fn, calls):
+    """``[fn(*args) for args in calls]`` for a ``fn`` made of per-sample operations only, computed as one
+    call on the batch-wise concatenation when every argument position has one shape across the calls.
+    ``fn`` returns a tensor, or dicts/tuples/lists of them; the results are split back per call."""
+    columns = list(zip(*calls, strict=True))
+    if any(len({tuple(t.shape[1:]) for t in col}) > 1 for col in columns):
+        return [fn(*args) for args in calls]
+    sizes = [len(args[0]) for args in calls]
+
+    def part(x, i):
+        if isinstance(x, torch.Tensor):
+            return x.split(sizes)[i]
+        if isinstance(x, dict):
+            return {k: part(v, i) for k, v in x.items()}
+        if isinstance(x, (tuple, list)):
+            return type(x)(part(v, i) for v in x)
+        raise TypeError(f"as_one_batch: cannot split a {type(x).__name__}")
+
+    out = fn(*(torch.cat(col) for col in columns))
+    return [part(out, i) for i in range(len(calls))]
+
 def check_image(x: torch.Tensor, what: str, min_side: int) -> None:
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{what}: expected a tensor, got {type(x).__name__}")

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from .encoder import WaveVGGEncoder, load_encoder_weights
 from .losses import content_loss, style_loss
-from .methods import InputError, Mixer, StyleTransfer, load_checkpoint, load_into, load_reference_vgg, register
+from .methods import (InputError, Mixer, StyleTransfer, as_one_batch, load_checkpoint, load_into,
+                      load_reference_vgg, register)
 from .modules import SAFIN
 from .ops import adain
 from .wavelet import WaveUnpool
@@ -95,7 +96,10 @@ class SafinNet(StyleTransfer):
         return [*self.decoder.parameters(), *self.safin4.parameters(), *self.safin3.parameters()]
 
     def encode_style(self, style: torch.Tensor) -> WaveStyleCode:
-        out = self.encoder(style)
+        return self._style_code(self.encoder(style))
+
+    @staticmethod
+    def _style_code(out: dict) -> WaveStyleCode:
         return WaveStyleCode(ll={i: out[f"ll{i}"] for i in (1, 2, 3)},
                              skips={i: out[f"skips{i}"] for i in (1, 2, 3)}, relu4_1=out["relu4_1"])
 
@@ -121,13 +125,13 @@ class SafinNet(StyleTransfer):
         return self.decoder(t, skips)
 
     def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        code = self.encode_style(style)
-        t, skips = self._stylize_features(content, [code], Mixer(1))
+        with torch.no_grad():   # one plain pass over content and style gives the code and the loss targets
+            plain_c, plain_s = as_one_batch(self.encoder, [(content,), (style,)])
+        content_relu4_1 = plain_c["relu4_1"]
+        style_feats = [plain_s[f"relu{i}_1"] for i in (1, 2, 3, 4)]
+        t, skips = self._stylize_features(content, [self._style_code(plain_s)], Mixer(1))
         out = self.decoder(t, skips)
         out_feats = self.encoder.taps(out)
-        with torch.no_grad():
-            content_relu4_1 = self.encoder(content)["relu4_1"]
-            style_feats = self.encoder.taps(style)
         lc = content_loss(out_feats[-1], content_relu4_1, impl_params=self.impl_params)
         ls = style_loss(out_feats, style_feats, impl_params=self.impl_params)
         return {"content": lc, "style": ls, "total": self.content_weight * lc + self.style_weight * ls}

@@ -48,3 +48,30 @@ def test_prepare_images_cli_reports_unreadable(tmp_path):
 def test_profile_without_name_shows_the_active_one():
     res = run("profile")
     assert res.returncode == 0 and "active profile: demo" in res.stdout
+
+
+def test_bench_train_only_with_loader_writes_flops_and_loader_rows(tmp_path):
+    """`safin bench --train-only --loader-workers N` (what `make gpu-check` runs, here on the CPU)."""
+    import json
+
+    import yaml
+    from PIL import Image
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for role in ("content", "style"):
+        (tmp_path / "data" / role).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (72, 72), (i * 90, 40, 160)).save(tmp_path / "data" / role / f"{i}.jpg")
+    params["data"]["out"] = str(tmp_path / "data")
+    params["train"].update(crop=32, batch_size=2)
+    params["benchmark"].update(train_batch=2, train_size=32, warmup=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "speed.json"
+    res = run("bench", "--params", str(tmp_path / "params.yaml"), "--train-only", "--train-runs", "1",
+              "--method", "adain", "--loader-workers", "0", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(out.read_text())
+    assert [r["mode"] for r in doc["results"]] == ["train"] and "wct_transform" not in doc
+    assert doc["results"][0]["train_gflop_per_image"] > 0 and doc["results"][0]["paper_recipe_hours"] > 0
+    assert doc["loader"][0]["workers"] == 0 and doc["loader"][0]["pairs_per_s"] > 0
+    assert "GFLOP/img" in res.stdout and "content/style pairs/s" in res.stdout

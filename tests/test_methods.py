@@ -167,3 +167,74 @@ def test_style_cache_encodes_a_style_once_and_gives_the_same_output(models):
     content = torch.rand(1, 3, 40, 40)
     with torch.inference_mode():
         assert torch.equal(m(content, style, style_cache=cache, clamp=False), m(content, style, clamp=False))
+
+
+def _sanet_losses_three_passes(m, content, style):
+    """SANet's loss as the reference writes it: stylized image, I_cc and I_ss in three separate passes."""
+    from baselines.sanet import TAPS5
+    from safin.losses import content_loss, distance, style_loss
+    c, s = m.encoder(content, TAPS5), m.encoder(style, TAPS5)
+    out = m.decoder(m.transform(c["relu4_1"], s["relu4_1"], c["relu5_1"], s["relu5_1"]))
+    i_cc = m.decoder(m.transform(c["relu4_1"], c["relu4_1"], c["relu5_1"], c["relu5_1"]))
+    i_ss = m.decoder(m.transform(s["relu4_1"], s["relu4_1"], s["relu5_1"], s["relu5_1"]))
+    o, f_cc, f_ss = (m.encoder(x, TAPS5) for x in (out, i_cc, i_ss))
+    return {"content": sum(content_loss(o[t], c[t], normalise=True) for t in ("relu4_1", "relu5_1")),
+            "style": style_loss(list(o.values()), list(s.values())),
+            "identity1": distance(i_cc, content) + distance(i_ss, style),
+            "identity2": sum(distance(f_cc[t], c[t]) + distance(f_ss[t], s[t]) for t in TAPS5)}
+
+
+@pytest.mark.parametrize("name", ["sanet", "sanet_safin"])
+@pytest.mark.parametrize("style_size", [48, 64])
+def test_sanet_losses_in_one_batch_equal_the_three_reference_passes(models, name, style_size):
+    torch.manual_seed(3)
+    m = models[name]
+    content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, style_size, style_size)
+    with torch.no_grad():
+        ours, ref = m.losses(content, style), _sanet_losses_three_passes(m, content, style)
+    for key, value in ref.items():
+        assert torch.allclose(ours[key], value, rtol=1e-4, atol=1e-6), (key, ours[key], value)
+    assert ref["style"] > 0 and ref["identity1"] > 0
+
+
+def test_as_one_batch_splits_tensors_and_dicts_back_per_call():
+    from safin.methods import as_one_batch
+    a, b = torch.rand(2, 3, 4, 4), torch.rand(3, 3, 4, 4)
+    calls = []
+    out = as_one_batch(lambda x, y: calls.append(len(x)) or x * y, [(a, a), (b, b)])
+    assert calls == [5] and torch.equal(out[0], a * a) and torch.equal(out[1], b * b)
+    d = as_one_batch(lambda x: {"sum": x.sum((1, 2, 3)), "x": x}, [(a,), (b,)])
+    assert torch.equal(d[1]["sum"], b.sum((1, 2, 3))) and torch.equal(d[0]["x"], a)
+    calls.clear()
+    odd = torch.rand(1, 3, 5, 5)   # another shape: one call per argument tuple
+    out = as_one_batch(lambda x: calls.append(len(x)) or x + 1, [(a,), (odd,)])
+    assert calls == [2, 1] and torch.equal(out[1], odd + 1)
+
+
+@pytest.mark.parametrize("name", ["safin", "safin_fin", "adain"])
+@pytest.mark.parametrize("style_size", [48, 64])
+def test_losses_with_one_plain_pass_equal_separate_encoder_passes(models, name, style_size):
+    """The loss targets and the style code come from one encoder call over content and style; the
+    reference encodes them separately (SAFIN even twice for the style)."""
+    from safin.losses import content_loss, style_loss
+    from safin.methods import Mixer
+    torch.manual_seed(4)
+    m = models[name]
+    content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, style_size, style_size)
+    with torch.no_grad():
+        ours = m.losses(content, style)
+        if name == "adain":
+            from baselines.adain import TAPS4
+            from safin.ops import adain
+            s = list(m.encoder(style, TAPS4).values())
+            t = adain(m.encoder(content, ["relu4_1"])["relu4_1"], s[-1])
+            o = list(m.encoder(m.decoder(t), TAPS4).values())
+            ref = {"content": content_loss(o[-1], t), "style": style_loss(o, s)}
+        else:
+            t, skips = m._stylize_features(content, [m.encode_style(style)], Mixer(1))
+            o = m.encoder.taps(m.decoder(t, skips))
+            ref = {"content": content_loss(o[-1], m.encoder(content)["relu4_1"]),
+                   "style": style_loss(o, m.encoder.taps(style))}
+    for key, value in ref.items():
+        assert torch.allclose(ours[key], value, rtol=1e-4, atol=1e-6), (key, ours[key], value)
+    assert ref["style"] > 0

@@ -49,3 +49,56 @@ def test_wct_transform_alone_matches_the_float64_svd_path():
     assert set(w["relative_error_per_level"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
     assert w["max_relative_error"] < 1e-3
     assert w["naive_s"] > 0 and w["fast_s"] > 0 and w["speedup"] == w["naive_s"] / w["fast_s"]
+
+
+def test_training_flops_scale_with_batch_and_area_and_skip_frozen_weight_gradients():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import baselines
+    from evaluation.speed import train_flops
+
+    one = train_flops("adain", 1, 64)
+    assert train_flops("adain", 2, 64) == 2 * one
+    assert abs(train_flops("adain", 1, 128) / one - 4) < 0.05
+    # forward-only count of the same pieces: backward through the frozen encoder computes input
+    # gradients only, so a training step costs well under 3x its forward pass (3x = all weight grads too)
+    m = baselines.build("adain", encoder_weights="random")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        m.losses(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+    forward = counter.get_total_flops()
+    assert 1.5 * forward < one < 2.9 * forward
+
+
+def test_peak_lookup_knows_the_lent_gpus_and_nothing_else():
+    from evaluation.speed import peak_tflops
+
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
+    assert peak_tflops("NVIDIA H100 PCIe", "bfloat16") == 756.0
+    assert peak_tflops("NVIDIA H200", "float32") == 66.9
+    assert peak_tflops("AMD EPYC 9B45", "bfloat16") is None
+
+
+def test_training_measurement_reports_flops_rate_and_paper_recipe_time():
+    r = run_one("adain", 32, "fast", mode="train", runs=1, warmup=0, batch=2)
+    assert r["images_per_s"] > 0 and r["train_gflop_per_image"] > 1
+    assert abs(r["achieved_tflops"] - r["train_gflop_per_image"] * r["images_per_s"] / 1e3) < 1e-9
+    assert abs(r["paper_recipe_hours"] - 160_000 * 8 / r["images_per_s"] / 3600) < 1e-6
+    assert "fraction_of_peak" not in r  # no datasheet peak for a CPU
+    assert "GFLOP/img" in table({"results": [r]})
+
+
+def test_loader_throughput_counts_the_pairs_it_delivers(tmp_path):
+    from PIL import Image
+
+    from evaluation.speed import loader_throughput
+
+    for role in ("content", "style"):
+        (tmp_path / role).mkdir()
+        for i in range(3):
+            Image.new("RGB", (80, 60), (i * 40, 90, 200)).save(tmp_path / role / f"{i}.jpg")
+    r = loader_throughput(str(tmp_path / "content"), str(tmp_path / "style"), crop=32, batch=4, workers=0,
+                          batches=5)
+    assert r["pairs"] == 5 * 4 and r["pairs_per_s"] == r["pairs"] / r["seconds"] > 0
+    assert "4, 0 worker(s)" in table({"results": [], "loader": [r]})

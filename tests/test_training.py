@@ -191,3 +191,15 @@ def test_ddp_with_two_gloo_processes_matches_single_process(tiny_data, tmp_path)
         assert len(a) == len(b) == 4
         assert torch.allclose(torch.tensor(a), torch.tensor(b), rtol=1e-4), (name, a, b)
         assert a[0] != a[-1]  # training moved: the later iterations compare updated weights
+
+
+def test_num_workers_auto_uses_spare_cores_and_bad_values_are_refused(monkeypatch):
+    from safin.training import resolve_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert resolve_workers("auto") == 8
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert resolve_workers("auto") == 1 and resolve_workers(3) == 3 and resolve_workers(0) == 0
+    for bad in (-1, 1.5, "many", True):
+        with pytest.raises(ValueError, match="num_workers"):
+            resolve_workers(bad)
