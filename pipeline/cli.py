@@ -195,7 +195,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from .params import load_params
 
-    b = load_params(args.params)["benchmark"]
+    params = load_params(args.params)
+    b = params["benchmark"]
     sizes = [] if args.train_only else args.size or list(b["sizes"])
     wct_size = int(b.get("wct_size") or 0) if args.wct_size is None else args.wct_size
     doc = benchmark(args.method or list(b["methods"]), sizes, runs=args.runs or int(b["runs"]),
@@ -208,7 +209,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.loader_workers:
         from evaluation.speed import loader_throughput
 
-        params = load_params(args.params)
         data, train = Path(params["data"]["out"]), params["train"]
         doc["loader"] = []
         for workers in args.loader_workers:
