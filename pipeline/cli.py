@@ -198,14 +198,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     b = params["benchmark"]
     sizes = [] if args.train_only else args.size or list(b["sizes"])
-    wct_size = int(b.get("wct_size") or 0) if args.wct_size is None else args.wct_size
+    wct_size = 0 if args.train_only else int(b.get("wct_size") or 0) if args.wct_size is None else args.wct_size
     doc = benchmark(args.method or list(b["methods"]), sizes, runs=args.runs or int(b["runs"]),
                     warmup=int(b["warmup"]), train_batch=int(b["train_batch"]), train_size=int(b["train_size"]),
                     train_runs=int(b["train_runs"]) if args.train_runs is None else args.train_runs,
                     device=b.get("device", "auto"), timeout=float(b["timeout"]),
                     naive=bool(b["naive"]) and not args.no_naive, warmup_override=args.warmup,
                     precision=args.precision or str(b.get("precision", "auto")),
-                    wct_size=0 if args.train_only else wct_size)
+                    wct_size=wct_size)
     if args.loader_workers:
         from evaluation.speed import loader_throughput
 
