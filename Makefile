@@ -24,11 +24,9 @@ repro: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The GPU measurements of the performance issue, on a machine with a CUDA GPU (needs the CUDA build of
-# torch in $(VENV)): SAFIN inference at 2048 and 4096 px (peak = CUDA max allocated), then training
-# throughput of every method at the paper's batch 8 / 256 px with bf16, channels_last and fused Adam:
-# images/s, TFLOP/s, fraction of the GPU's datasheet peak and the hours of the 160k-iteration recipe.
+# The GPU measurements of the training and performance issues in one run, each step under a time limit
+# (pipeline/gpu_check.sh says which): every method's training throughput at batch 8 / 256 px, the real
+# trainer end to end, SAFIN at 2048/4096 px, the data loader, torch.compile, torchrun. Needs a CUDA GPU
+# and the CUDA build of torch in $(VENV) (PyPI's Linux wheel is one). Results: metrics/gpu/.
 gpu-check: $(STAMP)
-	safin bench --method safin --size 2048 --size 4096 --no-naive --runs 3 --wct-size 0 --train-runs 0 \
-		--out metrics/speed_gpu_inference.json
-	safin bench --train-only --train-runs 10 --out metrics/speed_gpu_train.json
+	PY=$(abspath $(PY)) GPU_OUT=metrics/gpu bash pipeline/gpu_check.sh

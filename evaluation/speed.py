@@ -38,6 +38,8 @@ torch.manual_seed(0)
 import baselines
 from safin.methods import resolve_device
 device = resolve_device(args["device"])
+if device.type == "cuda":
+    torch.backends.cudnn.benchmark = True  # as the trainer outside deterministic mode
 kw = {"encoder_weights": "random"}
 m = baselines.build(args["method"], **kw)
 naive = args["path"] == "naive"
@@ -59,15 +61,32 @@ if args["mode"] == "train":
     b, s = args["batch"], args["size"]
     c, st = torch.rand(b, 3, s, s, device=device), torch.rand(b, 3, s, s, device=device)
     c, st = m._layout(c), m._layout(st)
-    times = []
-    for i in range(args["warmup"] + args["runs"]):
-        t = time.perf_counter()
+    losses = torch.compile(m.losses) if args.get("compile") else m.losses
+    out["compiled"] = bool(args.get("compile"))
+    def step():
         with autocast(device, m.compute_dtype):
-            loss = m.losses(c, st)["total"]
-        opt.zero_grad(); loss.backward(); opt.step()
-        if device.type == "cuda": torch.cuda.synchronize()
-        if i >= args["warmup"]: times.append(time.perf_counter() - t)
-    out["median_s"] = statistics.median(times)
+            loss = losses(c, st)["total"]
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    if device.type == "cuda":  # steps queue on the device as in the trainer: time them together
+        for _ in range(args["warmup"]):
+            step()
+        torch.cuda.synchronize()
+        out["warmup_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        for _ in range(args["runs"]):
+            step()
+        torch.cuda.synchronize()
+        out["median_s"] = (time.perf_counter() - t) / args["runs"]
+        out["timing"] = f"mean of {args['runs']} consecutive steps"
+    else:
+        times = []
+        for i in range(args["warmup"] + args["runs"]):
+            t = time.perf_counter()
+            step()
+            if i >= args["warmup"]: times.append(time.perf_counter() - t)
+        out["median_s"] = statistics.median(times)
+        out["timing"] = f"median of {args['runs']} steps"
     out["images_per_s"] = b / out["median_s"]
     from evaluation.speed import compute_rates
     out.update(compute_rates(args["method"], b, s, out["median_s"], device, out["dtype"]))
@@ -77,6 +96,9 @@ else:
     times = []
     with torch.inference_mode():
         for i in range(args["warmup"] + args["runs"]):
+            if i == args["warmup"] and device.type == "cuda":  # the timed runs' peak: cudnn's autotuning
+                out["warmup_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20  # tries big workspaces
+                torch.cuda.reset_peak_memory_stats()
             t = time.perf_counter()
             m(c, st)
             if device.type == "cuda": torch.cuda.synchronize()
@@ -131,15 +153,15 @@ def part_times(model, device):
 
 
 #: Dense peak throughput in TFLOP/s from the vendors' datasheets (no sparsity), by device-name substring:
-#: (bf16 tensor cores, fp32 without tensor cores). The first match wins.
+#: (bf16 tensor cores, tf32 tensor cores, fp32 without tensor cores). The first match wins.
 PEAK_TFLOPS = (
-    ("H200", 989.4, 66.9),        # H200 SXM
-    ("H100 PCIe", 756.0, 51.2),
-    ("H100 NVL", 835.0, 60.0),
-    ("H100", 989.4, 66.9),        # H100 SXM
-    ("A100", 312.0, 19.5),
-    ("L40S", 362.1, 91.6),
-    ("RTX 4090", 165.2, 82.6),
+    ("H200", 989.4, 494.7, 66.9),        # H200 SXM
+    ("H100 PCIe", 756.0, 378.0, 51.2),
+    ("H100 NVL", 835.0, 417.5, 60.0),
+    ("H100", 989.4, 494.7, 66.9),        # H100 SXM
+    ("A100", 312.0, 156.0, 19.5),
+    ("L40S", 362.1, 183.0, 91.6),
+    ("RTX 4090", 165.2, 82.6, 82.6),
 )
 
 #: The paper's recipe: iterations x batch (SAFIN/AdaIN train.py)
@@ -165,11 +187,12 @@ def train_flops(method: str, batch: int, size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def peak_tflops(device_name: str, dtype: str) -> float | None:
-    """The device's dense datasheet peak for ``dtype`` (``bfloat16`` or ``float32``), when known."""
-    for key, bf16, fp32 in PEAK_TFLOPS:
+def peak_tflops(device_name: str, dtype: str, tf32: bool = False) -> float | None:
+    """The device's dense datasheet peak for ``dtype`` (``bfloat16`` or ``float32``; ``tf32``: float32
+    convolutions run on the tensor cores, PyTorch's default for cuDNN), when known."""
+    for key, bf16, tf32_peak, fp32 in PEAK_TFLOPS:
         if key.lower() in device_name.lower():
-            return bf16 if dtype == "bfloat16" else fp32
+            return bf16 if dtype == "bfloat16" else tf32_peak if tf32 else fp32
     return None
 
 
@@ -183,9 +206,11 @@ def compute_rates(method: str, batch: int, size: int, seconds_per_step: float, d
            "paper_recipe_hours": PAPER_ITERATIONS * PAPER_BATCH * seconds_per_step / batch / 3600}
     if torch.device(device).type == "cuda":
         name = torch.cuda.get_device_name(torch.device(device))
-        peak = peak_tflops(name, dtype)
+        tf32 = dtype == "float32" and torch.backends.cudnn.allow_tf32  # the convolutions dominate
+        peak = peak_tflops(name, dtype, tf32)
         if peak:
-            out.update(peak_tflops=peak, fraction_of_peak=out["achieved_tflops"] / peak)
+            out.update(peak_tflops=peak, peak_kind="tf32" if tf32 else dtype,
+                       fraction_of_peak=out["achieved_tflops"] / peak)
     return out
 
 
@@ -209,10 +234,12 @@ def loader_throughput(content_dir: str, style_dir: str, *, crop: int, batch: int
 
 def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int = 5, warmup: int = 1,
             batch: int = 8, device: str = "auto", timeout: float = 600.0, precision: str = "auto",
-            breakdown: bool = True) -> dict:
-    """One measurement in a fresh Python process; failures come back with their reason."""
+            breakdown: bool = True, compile: bool = False) -> dict:
+    """One measurement in a fresh Python process; failures come back with their reason. ``compile``
+    (training mode): the loss step through ``torch.compile``."""
     args = {"method": method, "size": size, "path": path, "mode": mode, "runs": runs, "warmup": warmup,
-            "batch": batch, "device": device, "precision": precision, "breakdown": breakdown and path == "fast"}
+            "batch": batch, "device": device, "precision": precision, "breakdown": breakdown and path == "fast",
+            "compile": compile}
     base = {"method": method, "size": size, "path": path, "mode": mode}
     try:
         proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(args)], capture_output=True, text=True,
@@ -231,7 +258,7 @@ def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int
 def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, train_batch: int, train_size: int,
               train_runs: int, device: str = "auto", timeout: float = 600.0, naive: bool = True,
               progress=print, warmup_override: int | None = None, precision: str = "auto",
-              wct_size: int | None = None) -> dict:
+              wct_size: int | None = None, train_warmup: int = 1, compile: bool = False) -> dict:
     warmup = warmup if warmup_override is None else warmup_override
     results = []
     for method in methods:
@@ -242,8 +269,8 @@ def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, t
                 results.append(r)
                 progress(_line(r))
         if train_runs:
-            r = run_one(method, train_size, "fast", mode="train", runs=train_runs, warmup=1, batch=train_batch,
-                        device=device, timeout=timeout, precision=precision)
+            r = run_one(method, train_size, "fast", mode="train", runs=train_runs, warmup=train_warmup,
+                        batch=train_batch, device=device, timeout=timeout, precision=precision, compile=compile)
             results.append(r)
             progress(_line(r))
     import torch
@@ -252,7 +279,7 @@ def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, t
                        "cpus": os.cpu_count(), "torch": torch.__version__,
                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
            "settings": {"runs": runs, "warmup": warmup, "train_batch": train_batch, "train_size": train_size,
-                        "precision": precision},
+                        "train_warmup": train_warmup, "precision": precision, "compile": compile},
            "results": results, "ratios": ratios(results)}
     if wct_size:
         doc["wct_transform"] = wct_transform(wct_size, runs=runs, device=device)

@@ -84,11 +84,16 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .params import load_params
-    from .train import run
+    from .train import parse_settings, run
 
     try:
-        run(load_params(args.params), args.method, max_iter=args.max_iter, device=args.device,
-            out_dir=args.out_dir, progress=not args.no_progress)
+        settings = parse_settings(args.settings)
+    except ValueError as e:
+        print(f"safin train: {e}", file=sys.stderr)
+        return 2
+    try:
+        run(load_params(args.params), args.method, **{**settings, "max_iter": args.max_iter, "device": args.device,
+                                                         "out_dir": args.out_dir, "progress": not args.no_progress})
     except KeyboardInterrupt:
         print("training interrupted; the checkpoint is saved: rerun the same command to resume", file=sys.stderr)
         return 130
@@ -205,7 +210,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     device=b.get("device", "auto"), timeout=float(b["timeout"]),
                     naive=bool(b["naive"]) and not args.no_naive, warmup_override=args.warmup,
                     precision=args.precision or str(b.get("precision", "auto")),
-                    wct_size=wct_size)
+                    wct_size=wct_size, train_warmup=args.train_warmup, compile=args.compile)
     if args.loader_workers:
         from evaluation.speed import loader_throughput
 
@@ -276,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
     s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override any train.* key for this run, value in YAML (repeatable), e.g. "
+                        "--set compile=true --set deterministic=false --set num_workers=8 --set live=false")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("stylize-pairs", help="stylize the evaluation pairs with every method, draw grids (stage stylize)")
@@ -318,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="fast path's precision (default benchmark.precision)")
     s.add_argument("--wct-size", type=int, help="also time the WCT transform alone at this size (0: skip)")
     s.add_argument("--train-only", action="store_true", help="only the training throughput (no inference sizes)")
+    s.add_argument("--train-warmup", type=int, default=1, help="untimed training steps first (default 1)")
+    s.add_argument("--compile", action="store_true", help="training throughput with the loss step under torch.compile")
     s.add_argument("--loader-workers", type=int, action="append",
                    help="also time the training data loader (data.out images, train.crop/batch_size) with this "
                         "many worker processes (repeatable)")

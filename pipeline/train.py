@@ -11,6 +11,29 @@ from safin.training import TrainConfig, train
 TRAINER_KEYS = {f.name for f in TrainConfig.__dataclass_fields__.values()}
 
 
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["compile=true", "num_workers=8"]`` -> ``{"compile": True, "num_workers": 8}`` (values in YAML);
+    every key must be a trainer setting."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in TRAINER_KEYS or key == "method":
+            raise ValueError(f"--set {item!r}: {key!r} is not a trainer setting ({', '.join(sorted(TRAINER_KEYS - {'method'}))})")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        out[key] = parsed
+    return out
+
+
 def config_from_params(params: dict[str, Any], method: str, **overrides) -> TrainConfig:
     t = params["train"]
     if method not in t["methods"]:

@@ -104,6 +104,7 @@ def as_one_batch(fn, calls):
     out = fn(*(torch.cat(col) for col in columns))
     return [part(out, i) for i in range(len(calls))]
 
+
 def check_image(x: torch.Tensor, what: str, min_side: int) -> None:
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{what}: expected a tensor, got {type(x).__name__}")

@@ -55,6 +55,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float
     # silently falls back to the math path, which materialises the whole map (measured: 1.2 GiB at 12k)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     try:
+        if q.device.type == "cuda":
+            # CUDA's fused kernels take (B, heads, N, C) only, and flash attention not float32 or C > 256:
+            # allow only the fused ones, so an unsupported case fails here (and runs in chunks below)
+            # instead of silently materialising the whole map in the math kernel.
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+                return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     except RuntimeError:  # pragma: no cover - kernel unavailable for this dtype/device
         out = [torch.softmax(torch.bmm(q[:, i:i + chunk], k.transpose(1, 2)) * scale, dim=-1).bmm(v)

@@ -69,6 +69,7 @@ class TrainConfig:
     encoder_weights: str = "normalised"
     method_kwargs: dict = field(default_factory=dict)  # loss weights etc., per method
     progress: bool = True
+    live: bool = True                     # log losses with dvclive (off: throughput runs without dvclive)
 
     def fingerprint(self) -> str:
         """What must match for a checkpoint to be resumed: the recipe (not out_dir, max_iter, workers,
@@ -351,7 +352,7 @@ def train(cfg: TrainConfig) -> dict:
 
     out = Path(cfg.out_dir)
     live = None
-    if rank == 0:
+    if rank == 0 and cfg.live:
         from dvclive import Live
 
         live_dir = out / "live"
@@ -360,7 +361,30 @@ def train(cfg: TrainConfig) -> dict:
         live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=start > 0, report=None)
         live.step = start
 
+    pending = None  # (iteration, loss names, loss values on the device, lr) not yet logged
+
+    def record() -> None:
+        """Log the pending iteration's losses. dvclive's ``next_step`` is not used: it re-reads every
+        logged row on each call (quadratic in the iterations; README, Training); rows are appended with
+        an explicit step and the summary is written at checkpoints and at the end."""
+        nonlocal pending, last
+        if pending is None:
+            return
+        step, names, values, lr = pending
+        pending = None
+        last = dict(zip(names, values.tolist()))
+        bar.set_postfix(loss=f"{last['total']:.4g}")
+        if live is not None:
+            live.step = step
+            for k, v in last.items():
+                live.log_metric(f"loss/{k}", v, plot=True)
+            live.log_metric("lr", lr, plot=True)
+
     def save_checkpoint(iteration: int) -> None:
+        record()
+        if live is not None:
+            live.step = iteration
+            live.make_summary()
         if rank != 0:
             return
         path = checkpoint_dir(cfg) / f"ckpt_{iteration:09d}.pt"
@@ -397,16 +421,13 @@ def train(cfg: TrainConfig) -> dict:
             if world > 1:
                 dist.all_reduce(values)
                 values /= world
-            last = dict(zip(losses.keys(), values.tolist()))
-            if live is not None:
-                for k, v in last.items():
-                    live.log_metric(f"loss/{k}", v, plot=True)
-                live.log_metric("lr", opt.param_groups[0]["lr"], plot=True)
-                live.next_step()
+            # Read the losses one iteration late: the device runs this step while the host logs the last
+            # one and prepares the next batch (reading them now would wait for the device every step).
+            record()
+            pending = (iteration, list(losses.keys()), values, opt.param_groups[0]["lr"])
             iteration += 1
             done += 1
             bar.update()
-            bar.set_postfix(loss=f"{last['total']:.4g}")
             if iteration % cfg.checkpoint_every == 0 or iteration == cfg.max_iter:
                 save_checkpoint(iteration)
     except (KeyboardInterrupt, Interrupted):
@@ -418,6 +439,7 @@ def train(cfg: TrainConfig) -> dict:
     finally:
         if rank == 0:
             signal.signal(signal.SIGTERM, old_handler)
+    record()
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = {"method": cfg.method, "iterations": iteration, "resumed_from": start,

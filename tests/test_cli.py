@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import REPO
 
 
@@ -75,3 +77,39 @@ def test_bench_train_only_with_loader_writes_flops_and_loader_rows(tmp_path):
     assert doc["results"][0]["train_gflop_per_image"] > 0 and doc["results"][0]["paper_recipe_hours"] > 0
     assert doc["loader"][0]["workers"] == 0 and doc["loader"][0]["pairs_per_s"] > 0
     assert "GFLOP/img" in res.stdout and "content/style pairs/s" in res.stdout
+
+
+def test_train_set_parses_yaml_values_and_refuses_unknown_keys():
+    from pipeline.train import parse_settings
+
+    assert parse_settings(["compile=true", "num_workers=8", "lr=1e-4", "precision=fp32"]) == {
+        "compile": True, "num_workers": 8, "lr": 1e-4, "precision": "fp32"}
+    with pytest.raises(ValueError, match="'colour' is not a trainer setting.*deterministic"):
+        parse_settings(["colour=red"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        parse_settings(["compile"])
+    with pytest.raises(ValueError, match="not a trainer setting"):
+        parse_settings(["method=wct"])
+
+
+def test_train_with_a_bad_setting_is_a_clear_error_before_any_work():
+    res = run("train", "--method", "adain", "--set", "colour=red")
+    assert res.returncode == 2 and "'colour' is not a trainer setting" in res.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_script_runs_its_steps_and_prints_the_summary(tmp_path):
+    """`make gpu-check`'s script, two of its steps on the CPU (the paper profile's parameters, the
+    sample set cached at 512 px, the step runner, the summary)."""
+    import json
+
+    env = {"PY": sys.executable, "GPU_OUT": str(tmp_path / "gpu"), "ONLY": "inference_safin_big loader",
+           "SIZES_BIG": "64", "DEADLINE_S": "400"}
+    res = subprocess.run(["bash", "pipeline/gpu_check.sh"], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "== inference_safin_big: exit 0" in res.stdout and "== loader: exit 0" in res.stdout
+    assert "trainer_safin" not in (tmp_path / "gpu/steps.txt").read_text()  # not in ONLY: not run
+    doc = json.loads((tmp_path / "gpu/loader.json").read_text())
+    assert [r["workers"] for r in doc["loader"]] == [1, 4, 8, 15] and doc["loader"][0]["crop"] == 256
+    assert "inference_safin_big safin 64 fast:" in res.stdout and "loader 15 workers:" in res.stdout

@@ -77,6 +77,7 @@ def test_peak_lookup_knows_the_lent_gpus_and_nothing_else():
     assert peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
     assert peak_tflops("NVIDIA H100 PCIe", "bfloat16") == 756.0
     assert peak_tflops("NVIDIA H200", "float32") == 66.9
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "float32", tf32=True) == 494.7  # cuDNN's default for convs
     assert peak_tflops("AMD EPYC 9B45", "bfloat16") is None
 
 
@@ -102,3 +103,16 @@ def test_loader_throughput_counts_the_pairs_it_delivers(tmp_path):
                           batches=5)
     assert r["pairs"] == 5 * 4 and r["pairs_per_s"] == r["pairs"] / r["seconds"] > 0
     assert "4, 0 worker(s)" in table({"results": [], "loader": [r]})
+
+
+def test_benchmark_passes_training_warmup_and_compile_to_each_measurement(monkeypatch):
+    from evaluation import speed
+
+    calls = []
+    monkeypatch.setattr(speed, "run_one", lambda *a, **kw: calls.append((a, kw)) or {
+        "method": a[0], "size": a[1], "path": a[2], "mode": kw.get("mode", "infer"), "error": "stub"})
+    doc = speed.benchmark(["adain"], [], runs=3, warmup=1, train_batch=2, train_size=32, train_runs=4,
+                          train_warmup=5, compile=True, progress=lambda line: None)
+    (args, kw), = calls
+    assert args == ("adain", 32, "fast") and kw["mode"] == "train" and kw["warmup"] == 5 and kw["compile"] is True
+    assert doc["settings"]["train_warmup"] == 5 and doc["settings"]["compile"] is True

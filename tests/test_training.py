@@ -203,3 +203,29 @@ def test_num_workers_auto_uses_spare_cores_and_bad_values_are_refused(monkeypatc
     for bad in (-1, 1.5, "many", True):
         with pytest.raises(ValueError, match="num_workers"):
             resolve_workers(bad)
+
+
+def test_losses_are_logged_every_iteration_without_dvclives_quadratic_next_step(tiny_data, tmp_path, monkeypatch):
+    # Live.next_step re-reads every logged row on each call (quadratic over 160k iterations): the trainer
+    # appends rows with an explicit step instead and writes the summary at checkpoints and at the end.
+    import dvclive
+
+    def forbidden(self):
+        raise AssertionError("Live.next_step called")
+
+    monkeypatch.setattr(dvclive.Live, "next_step", forbidden)
+    out = tmp_path / "run"
+    summary = train(config(tiny_data, out, max_iter=5, checkpoint_every=2))
+    assert steps(out) == list(range(5))
+    with open(out / "live/plots/metrics/lr.tsv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f, delimiter="\t")] == list(range(5))
+    logged = {k: losses(out, k)[-1] for k in summary["final_losses"]}
+    assert logged == pytest.approx(summary["final_losses"], rel=1e-6)  # the last (lagged) row is flushed
+    assert json.loads((out / "live/metrics.json").read_text())["step"] == 5
+
+
+def test_live_false_trains_without_dvclive_files(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    summary = train(config(tiny_data, out, max_iter=3, live=False))
+    assert summary["iterations"] == 3 and (out / "weights.pt").exists()
+    assert not (out / "live").exists()
