@@ -110,31 +110,16 @@ echo "== summary ($(( $(date +%s) - START )) s)"
 "$PY" - "$OUT" <<'EOF'
 import json, sys
 from pathlib import Path
+from evaluation.speed import table
 out = Path(sys.argv[1])
-def load(name):
+for name in ("train_throughput", "train_throughput_compiled", "inference_safin_big", "loader", "inference_table"):
     f = out / f"{name}.json"
-    return json.loads(f.read_text()) if f.exists() else None
-for name in ("train_throughput", "train_throughput_compiled"):
-    doc = load(name)
-    for r in (doc or {}).get("results", []):
-        if "error" in r:
-            print(f"{name} {r['method']}: ERROR {r['error']}")
-        else:
-            print(f"{name} {r['method']}: {r['images_per_s']:.1f} img/s, {r['achieved_tflops']:.1f} TFLOP/s, "
-                  f"{r.get('fraction_of_peak', float('nan')):.1%} of peak, recipe {r['paper_recipe_hours']:.2f} h, "
-                  f"{r['peak_mib'] / 1024:.1f} GiB")
+    if f.exists():
+        print(f"-- {name}\n" + table(json.loads(f.read_text())))
 for name in ("trainer_safin", "trainer_safin_deterministic", "trainer_torchrun"):
-    doc = load(name)
-    if doc:
-        print(f"{name}: {doc['iterations']} it, {doc['images_per_s']:.1f} img/s on {doc['device']}, "
+    f = out / f"{name}.json"
+    if f.exists():
+        doc = json.loads(f.read_text())
+        print(f"-- {name}: {doc['iterations']} it, {doc['images_per_s']:.1f} img/s on {doc['device']}, "
               f"world {doc['world_size']}, losses {doc['final_losses']}")
-for name in ("inference_safin_big", "inference_table"):
-    for r in (load(name) or {}).get("results", []):
-        print(f"{name} {r['method']} {r['size']} {r['path']}: " + (f"ERROR {r['error']}" if "error" in r else
-              f"{r['median_s']:.3f} s, {r['peak_mib'] / 1024:.2f} GiB"))
-    wct = (load(name) or {}).get("wct_transform")
-    if wct:
-        print(f"{name} wct_transform: {json.dumps(wct)[:300]}")
-for r in (load("loader") or {}).get("loader", []):
-    print(f"loader {r['workers']} workers: {r['pairs_per_s']:.0f} pairs/s")
 EOF

@@ -112,4 +112,6 @@ def test_gpu_check_script_runs_its_steps_and_prints_the_summary(tmp_path):
     assert "trainer_safin" not in (tmp_path / "gpu/steps.txt").read_text()  # not in ONLY: not run
     doc = json.loads((tmp_path / "gpu/loader.json").read_text())
     assert [r["workers"] for r in doc["loader"]] == [1, 4, 8, 15] and doc["loader"][0]["crop"] == 256
-    assert "inference_safin_big safin 64 fast:" in res.stdout and "loader 15 workers:" in res.stdout
+    summary = res.stdout[res.stdout.index("== summary"):]
+    assert "-- inference_safin_big\nsafin        infer    64px fast" in summary
+    assert "batch 8, 15 worker(s):" in summary
