@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 repro: $(STAMP)
 	dvc repro
 
+# The browser tests need Chromium: found, or installed with apt-get where that is possible, else one
+# line says what to install (tests/ensure_chromium.sh).
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@CHROMIUM="$$(bash tests/ensure_chromium.sh)" && export CHROMIUM && $(PY) -m pytest $(PYTEST_ARGS)
 
 # The GPU measurements of the training and performance issues in one run, each step under a time limit
 # (pipeline/gpu_check.sh says which): every method's training throughput at batch 8 / 256 px, the real

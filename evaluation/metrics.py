@@ -109,13 +109,23 @@ def ssim_gray(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(structural_similarity(ga, gb, data_range=1.0))
 
 
-def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
-    """All per-pair metrics of one output (3, H, W) against its content (same size) and style."""
+def features(image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The normalised VGG-19 features (relu1_1..relu5_1) the metrics use, of one (3, H, W) image: pass
+    them to :func:`pair_metrics` to measure several outputs of one pair without recomputing them."""
+    return _feats(image[None])
+
+
+def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, *,
+                 content_features: dict | None = None, style_features: dict | None = None) -> dict[str, float]:
+    """All per-pair metrics of one output (3, H, W) against its content (same size) and style.
+    ``content_features`` / ``style_features``: :func:`features` of ``content`` / ``style``, if at hand."""
     from safin.losses import gram_matrix, style_loss as _style_loss
 
     if output.shape != content.shape:
         raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in size")
-    fo, fc, fs = _feats(output[None]), _feats(content[None]), _feats(style[None])
+    fo = _feats(output[None])
+    fc = content_features if content_features is not None else _feats(content[None])
+    fs = style_features if style_features is not None else _feats(style[None])
     diff = fo["relu4_1"] - fc["relu4_1"]
     style4 = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
     gram = sum(float(torch.nn.functional.mse_loss(gram_matrix(fo[t]), gram_matrix(fs[t]))) for t in fo)

@@ -1,15 +1,25 @@
 """The CI metric-regression gate: current metrics vs a frozen reference, per-metric tolerances.
 
-A metric *regresses* when it moves in its worse direction (see ``evaluation.metrics.DIRECTION``) by
-more than its tolerance, ``max(abs, rel · |reference|)``. A move beyond tolerance in the better
-direction is reported as ``improved`` (and fails only with ``strict``: on the deterministic ``ci``
-profile any change means behaviour changed). Update the reference with
-``safin regression --update`` after an intended change.
+Two checks, both against ``metrics/reference/ci.json`` (written by ``safin regression --update``):
+
+- **metrics** of the 40 pairs: a metric *regresses* when it moves in its worse direction (see
+  ``evaluation.metrics.DIRECTION``) by more than its tolerance, ``max(abs, rel · |reference|)``. A move
+  beyond tolerance in the better direction is reported as ``improved`` (and fails only with
+  ``strict``).
+- **training**: every logged loss of every method at every iteration of the ``ci`` recipe (the
+  dvclive logs). Any move beyond the ``training`` tolerance fails as ``changed``, in either direction:
+  the trajectory has no better side, and it is where a changed recipe (a loss weight, the data order)
+  shows first.
+
+The ``ci`` profile computes in float64, so these numbers do not depend on the CPU's instruction set
+(``safin isa-check`` measures that); the tolerances in ``params.yaml`` are set from that measured
+spread (README, "CI metric-regression gate"). Update the reference with ``safin regression --update``
+after an intended change.
 """
 from __future__ import annotations
 
+import csv
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +82,55 @@ def failed(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.status in ("regressed", "missing", "changed")]
 
 
-def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: bool = False) -> tuple[int, str]:
-    """(exit code, printed table)."""
+# --------------------------------------------------------------------------------------------------
+# Training-loss trajectories
+
+
+def read_trajectories(train_dir: Path, methods) -> dict[str, dict[str, list[float]]]:
+    """``{method: {loss: [value at step 0, 1, ...]}}`` from the dvclive logs under ``train_dir/METHOD/live``."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for method in methods:
+        folder = Path(train_dir) / method / "live" / "plots" / "metrics" / "loss"
+        losses = {}
+        for tsv in sorted(folder.glob("*.tsv")):
+            with open(tsv, newline="") as f:
+                rows = sorted((int(r["step"]), float(r[tsv.stem])) for r in csv.DictReader(f, delimiter="\t"))
+            losses[tsv.stem] = [v for _, v in rows]
+        if losses:
+            out[method] = losses
+    return out
+
+
+def compare_training(reference: dict, current: dict, tolerances: dict) -> list[Row]:
+    """One row per (method, loss): the final value, and ``changed`` when any step moved beyond the
+    ``training`` tolerance (or the number of steps differs)."""
+    spec = tolerances.get("training", {})
+    rel, abs_ = float(spec.get("rel", 0.0)), float(spec.get("abs", 0.0))
+    rows = []
+    for method, losses in reference.items():
+        for loss, ref in losses.items():
+            now = current.get(method, {}).get(loss)
+            tol = max(abs_, rel * max(abs(v) for v in ref))
+            if now is None:
+                rows.append(Row(method, f"train/{loss}", ref[-1], None, tol, "missing"))
+                continue
+            bad = len(now) != len(ref) or any(abs(a - b) > max(abs_, rel * abs(a)) for a, b in zip(ref, now))
+            rows.append(Row(method, f"train/{loss}", ref[-1], now[-1], tol, "changed" if bad else "ok"))
+    return rows
+
+
+def max_relative_deviation(reference: list[float], current: list[float]) -> float:
+    return max((abs(b - a) / abs(a) if a else abs(b) for a, b in zip(reference, current)), default=0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The gate
+
+
+def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: bool = False,
+         train_dir: Path | None = None) -> tuple[int, str]:
+    """(exit code, printed table). ``train_dir``: where the current run's dvclive logs are (checked
+    when the reference holds training trajectories)."""
     for p in (reference_path, current_path):
         if not Path(p).exists():
             return 2, f"{p}: no such metrics file"
@@ -82,11 +139,35 @@ def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: 
         return 2, (f"profile mismatch: reference {reference_path} is {reference.get('profile')!r}, current "
                    f"{current_path} is {current.get('profile')!r}")
     rows = compare(reference, current, tolerances, strict)
+    if reference.get("training") and train_dir is not None:
+        rows += compare_training(reference["training"], read_trajectories(train_dir, reference["training"]), tolerances)
     bad = failed(rows)
-    text = table(rows) + f"\n\n{len(rows)} metrics, {len(bad)} failing"
+    text = table(rows) + f"\n\n{len(rows)} checks, {len(bad)} failing"
     return (1 if bad else 0), text
 
 
-def update(reference_path: Path, current_path: Path) -> None:
+def read_per_pair(path: Path) -> dict[str, dict[str, list[float]]]:
+    """``{method: {metric: [value of pair 0, 1, ...]}}`` from ``per_pair.csv``."""
+    out: dict[str, dict[str, list[float]]] = {}
+    with open(path, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: (r["method"], int(r["pair"])))
+    for r in rows:
+        for metric in DIRECTION:
+            out.setdefault(r["method"], {}).setdefault(metric, []).append(float(r[metric]))
+    return out
+
+
+def update(reference_path: Path, current_path: Path, *, per_pair_path: Path | None = None,
+           train_dir: Path | None = None, provenance: dict | None = None) -> dict:
+    """Make the current run the reference: its summary, per-pair metrics, training trajectories and
+    where it was computed."""
+    doc = json.loads(Path(current_path).read_text())
+    if per_pair_path is not None and Path(per_pair_path).exists():
+        doc["per_pair"] = read_per_pair(per_pair_path)
+    if train_dir is not None:
+        doc["training"] = read_trajectories(train_dir, doc["metrics"])
+    if provenance:
+        doc["provenance"] = provenance
     Path(reference_path).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(current_path, reference_path)
+    Path(reference_path).write_text(json.dumps(doc, indent=1) + "\n")
+    return doc

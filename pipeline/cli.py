@@ -140,15 +140,40 @@ def _cmd_regression(args: argparse.Namespace) -> int:
 
     from .params import load_params
 
-    r = load_params(args.params)["regression"]
+    params = load_params(args.params)
+    r = params["regression"]
     reference, current = Path(args.reference or r["reference"]), Path(args.current or r["current"])
+    train_dir = Path(params["train"]["out"])
     if args.update:
-        update(reference, current)
-        print(f"{reference}: updated from {current}")
+        import datetime
+
+        import torch
+
+        from safin.cpu_isa import describe
+
+        provenance = {"cpu": describe(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "date": datetime.date.today().isoformat(), "precision": params["train"].get("precision")}
+        update(reference, current, per_pair_path=Path(params["evaluate"]["out"]) / "per_pair.csv",
+               train_dir=train_dir, provenance=provenance)
+        print(f"{reference}: updated from {current}, its per-pair metrics and the training losses in {train_dir}")
         return 0
-    code, text = gate(reference, current, r.get("tolerances", {}), strict=args.strict)
+    code, text = gate(reference, current, r.get("tolerances", {}), strict=args.strict, train_dir=train_dir)
     print(text)
     return code
+
+
+def _cmd_isa_check(args: argparse.Namespace) -> int:
+    from safin import cpu_isa
+
+    from .isa_check import isa_check
+
+    available = cpu_isa.emulatable()
+    settings = args.settings.split(",") if args.settings else available
+    for s in settings:
+        if s not in available:
+            print(f"isa-check: this CPU cannot run {s!r} kernels; it can run {', '.join(available)}")
+            return 2
+    return isa_check(settings, pairs=args.pairs, params_path=args.params, out_path=Path(args.out) if args.out else None)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -269,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-size", type=int, default=512, help="longer side in px; 0 keeps the size")
     s.add_argument("--ext", default=".png")
     s.add_argument("--device", default="auto")
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp64"],
                    help="auto: bf16 convolutions where the device runs bf16 natively, else float32")
     s.add_argument("--encoder-weights", default="normalised", choices=["normalised", "plain", "random"])
     s.set_defaults(func=_cmd_stylize)
@@ -302,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--update", action="store_true", help="make the current metrics the new reference")
     s.set_defaults(func=_cmd_regression)
 
+    s = sub.add_parser("isa-check", help="the regression gate's computation under each instruction set this CPU "
+                                         "can emulate (ci profile), held against the reference")
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--settings", help="comma-separated, of default,avx2,avx512 (default: every one this CPU can run)")
+    s.add_argument("--pairs", type=int, default=4, help="evaluation pairs to stylize and measure (default 4)")
+    s.add_argument("--out", help="write the summary here as JSON")
+    s.set_defaults(func=_cmd_isa_check)
+
     s = sub.add_parser("report", help="claims table and the Markdown/HTML report (stage report)")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_report)
@@ -323,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-runs", type=int)
     s.add_argument("--warmup", type=int, help="override benchmark.warmup")
     s.add_argument("--no-naive", action="store_true", help="skip the naive paths (e.g. where they cannot fit)")
-    s.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="fast path's precision (default benchmark.precision)")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp64"], help="fast path's precision (default benchmark.precision)")
     s.add_argument("--wct-size", type=int, help="also time the WCT transform alone at this size (0: skip)")
     s.add_argument("--train-only", action="store_true", help="only the training throughput (no inference sizes)")
     s.add_argument("--train-warmup", type=int, default=1, help="untimed training steps first (default 1)")

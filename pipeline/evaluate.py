@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evaluation.metrics import DESCRIPTION, DIRECTION, bootstrap_ci, pair_metrics
+from evaluation.metrics import DESCRIPTION, DIRECTION, bootstrap_ci, features, pair_metrics
 from safin.imageio import load_image
 
 
@@ -19,12 +19,17 @@ def evaluate(params: dict) -> dict:
     if n_pairs == 0:
         raise FileNotFoundError(f"{inputs}: no stylized pairs (run the stylize stage first)")
     rows = []
+    pairs = []  # each pair's inputs and their VGG features, computed once for every method
+    for i in range(n_pairs):
+        content = load_image(inputs / f"{i:02d}_content.png")
+        style = load_image(inputs / f"{i:02d}_style.png")
+        pairs.append((content, style, features(content), features(style)))
     for method in s["methods"]:
         for i in tqdm(range(n_pairs), desc=f"evaluate {method}", unit="pair"):
             out = load_image(stylized / method / f"{i:02d}.png")
-            content = load_image(inputs / f"{i:02d}_content.png")
-            style = load_image(inputs / f"{i:02d}_style.png")
-            rows.append({"method": method, "pair": i, **pair_metrics(out, content, style)})
+            content, style, fc, fs = pairs[i]
+            rows.append({"method": method, "pair": i,
+                         **pair_metrics(out, content, style, content_features=fc, style_features=fs)})
     out_dir = Path(e["out"])
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "per_pair.csv", "w", newline="") as f:

@@ -158,7 +158,9 @@ class StyleTransfer(nn.Module):
         if precision == "auto" and not self.bf16_safe:
             dtype = torch.float32
         self.compute_dtype = dtype
-        self.channels_last = resolve_channels_last(channels_last, device)
+        self.channels_last = resolve_channels_last(channels_last, device, dtype)
+        # fp64 keeps the weights in float64; every other precision keeps float32 weights (autocast casts)
+        self.to(torch.float64 if dtype == torch.float64 else torch.float32)
         self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         encoder = getattr(self, "encoder", None)
         if isinstance(encoder, nn.Module):
@@ -211,6 +213,9 @@ class StyleTransfer(nn.Module):
         mask_t = self._check_masks(masks, len(styles), content) if masks is not None else None
         if preserve_color:
             styles = [self._preserve_color(s, content) for s in styles]
+        in_dtype = content.dtype
+        if self.compute_dtype == torch.float64:  # fp64: inputs follow the float64 weights
+            content, styles = content.double(), [s.double() for s in styles]
         padded, (h, w) = pad_to_multiple(content, self.size_multiple)
         if mask_t is not None:
             mask_t, _ = pad_to_multiple(mask_t[None], self.size_multiple)
@@ -228,7 +233,7 @@ class StyleTransfer(nn.Module):
         with autocast(content.device, self.compute_dtype):
             codes = [code(s, o) for s, o in zip(styles, originals)]
             out = self.transfer(self._layout(padded), codes, Mixer(len(styles), weights, mask_t), float(alpha))
-        out = out[..., :h, :w].to(content.dtype).contiguous()
+        out = out[..., :h, :w].to(in_dtype).contiguous()
         return out.clamp(0, 1) if clamp else out
 
     @staticmethod

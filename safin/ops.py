@@ -147,7 +147,7 @@ def whiten_colour(content: torch.Tensor, style: torch.Tensor, *, eps: float = 1e
     # float32 is accurate enough when there are many more positions than channels; a rank-deficient
     # covariance (few positions, e.g. relu5_1 of a small image) is better conditioned in float64
     few_positions = min(h * w, style.shape[1] * style.shape[2]) < 2 * c
-    dtype = torch.float64 if few_positions else torch.float32
+    dtype = torch.float64 if few_positions or content.dtype == torch.float64 else torch.float32
     out_dtype = content.dtype
     content, style = content.to(dtype), style.to(dtype)
     onednn = _onednn_layout(content)

@@ -1,7 +1,11 @@
 """Compute precision and memory layout: bf16 autocast and channels_last where the hardware pays for them.
 
 ``precision``: ``"auto"`` = bf16 on CUDA GPUs that support it and on CPUs with native bf16 instructions
-(AVX512-BF16 / AMX, as oneDNN reports them), float32 elsewhere; ``"bf16"`` / ``"fp32"`` force one.
+(AVX512-BF16 / AMX, as oneDNN reports them), float32 elsewhere; ``"bf16"`` / ``"fp32"`` force one;
+``"fp64"`` runs everything in float64, NCHW: slow, but its results do not depend on the CPU's instruction
+set (oneDNN/MKL pick AVX-512 or AVX2 kernels with different summation orders; in float32 four training
+steps of an unscaled attention turn that into a 2.4 % move of a metric, in float64 into < 1e-9). The
+``ci`` profile, whose metrics the regression gate compares with a frozen reference, uses it.
 
 Under bf16 only the convolutions of the VGG encoder and the decoders run in bf16. Everything that is
 numerically delicate — instance statistics, AdaIN, the attention of SANet and SAFIN (no 1/√C scaling:
@@ -18,7 +22,7 @@ from typing import TypeVar
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp64")
 _LOW = (torch.bfloat16, torch.float16)
 
 F = TypeVar("F", bound=Callable)
@@ -38,30 +42,34 @@ def bf16_native(device: torch.device | str) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> torch.dtype:
-    """``"auto" | "fp32" | "bf16"`` -> the compute dtype on ``device``."""
+    """``"auto" | "fp32" | "bf16" | "fp64"`` -> the compute dtype on ``device``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if precision == "fp32":
         return torch.float32
+    if precision == "fp64":
+        return torch.float64
     if precision == "bf16":
         return torch.bfloat16
     return torch.bfloat16 if bf16_native(device) else torch.float32
 
 
-def resolve_channels_last(channels_last: bool | str | None, device: torch.device | str) -> bool:
+def resolve_channels_last(channels_last: bool | str | None, device: torch.device | str,
+                          dtype: torch.dtype | None = None) -> bool:
     """``"auto"``/None = on for CUDA and CPU (oneDNN convolutions are faster in NHWC: measured 1.4x
-    for AdaIN at 512² on this project's CPU), off elsewhere."""
+    for AdaIN at 512² on this project's CPU), off elsewhere and for float64 (oneDNN has no float64
+    kernels; PyTorch's own float64 convolution is an NCHW im2col + BLAS product)."""
     if isinstance(channels_last, bool):
         return channels_last
     if channels_last not in (None, "auto"):
         raise ValueError(f"channels_last must be true, false or 'auto', not {channels_last!r}")
-    return torch.device(device).type in ("cuda", "cpu")
+    return torch.device(device).type in ("cuda", "cpu") and dtype != torch.float64
 
 
 def autocast(device: torch.device | str, dtype: torch.dtype):
-    """``torch.autocast`` to ``dtype`` on ``device``, or a no-op for float32."""
+    """``torch.autocast`` to ``dtype`` on ``device``, or a no-op for float32 and float64."""
     device = torch.device(device)
-    if dtype == torch.float32:
+    if dtype in (torch.float32, torch.float64):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 

@@ -39,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .cpu_isa import portable_init
 from .imageio import ImageReadError, is_image_name, open_rgb, pil_to_tensor
 from .precision import autocast, resolve_channels_last, resolve_precision
 from .methods import METHODS, StyleTransfer, resolve_device, save_weights, trained_state
@@ -314,10 +315,14 @@ def train(cfg: TrainConfig) -> dict:
 
     if cfg.method not in METHODS:  # safin does not import the baselines: the caller registers them
         raise KeyError(f"method {cfg.method!r} is not registered ({sorted(METHODS)}); `import baselines` first")
-    model = METHODS[cfg.method](encoder_weights=cfg.encoder_weights, **cfg.method_kwargs).to(device).train()
+    with portable_init():  # the same initial weights under every instruction set (safin.cpu_isa)
+        model = METHODS[cfg.method](encoder_weights=cfg.encoder_weights, **cfg.method_kwargs)
+    model = model.to(device).train()
     cuda = device.type == "cuda"
     compute_dtype = resolve_precision(cfg.precision, device)
-    channels_last = resolve_channels_last(cfg.channels_last, device)
+    channels_last = resolve_channels_last(cfg.channels_last, device, compute_dtype)
+    if compute_dtype == torch.float64:  # fp64 (the ci profile): weights, batches and losses in float64
+        model = model.to(torch.float64)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = list(model.trainable())
@@ -408,6 +413,8 @@ def train(cfg: TrainConfig) -> dict:
         for content, style in loader:
             content = content.to(device, non_blocking=True)
             style = style.to(device, non_blocking=True)
+            if compute_dtype == torch.float64:
+                content, style = content.double(), style.double()
             if channels_last:
                 content = content.contiguous(memory_format=torch.channels_last)
                 style = style.contiguous(memory_format=torch.channels_last)
@@ -417,7 +424,7 @@ def train(cfg: TrainConfig) -> dict:
             losses["total"].backward()
             opt.step()
             sched.step()
-            values = torch.stack([v.detach().float() for v in losses.values()])
+            values = torch.stack([v.detach().double() for v in losses.values()])  # fp64 runs log every digit
             if world > 1:
                 dist.all_reduce(values)
                 values /= world

@@ -59,10 +59,15 @@ def test_pair_metrics_of_an_identical_image(real_cache):
     m = pair_metrics(img, img, img)
     assert m["content_loss"] == 0 and m["lpips"] < 1e-6 and abs(m["ssim"] - 1) < 1e-6
     assert m["style_loss"] < 1e-6 and m["hist_chi2"] == 0
-    other = pair_metrics(img, img, torch.rand(3, 64, 64) * 0.3)
+    style = torch.rand(3, 64, 64) * 0.3
+    other = pair_metrics(img, img, style)
     assert other["style_loss"] > 0.01 and other["hist_chi2"] > 0.1
     with pytest.raises(ValueError, match="differ in size"):
         pair_metrics(img, img[:, :32], img)
+    from evaluation.metrics import features
+
+    cached = pair_metrics(img, img, style, content_features=features(img), style_features=features(style))
+    assert cached == other  # the evaluate stage computes each pair's input features once for all methods
 
 
 def test_hist_chi2_bounds():

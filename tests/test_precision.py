@@ -106,3 +106,25 @@ def test_precision_check_cli(tmp_path):
     r = doc["methods"]["adain"]
     assert doc["pairs"] == 1 and r["max_abs_255"] >= r["mean_abs_255"] >= 0
     assert r["auto_dtype"] in ("float32", "bfloat16")
+
+
+@pytest.mark.parametrize("method", ["adain", "wct", "sanet", "sanet_safin", "safin", "safin_fin"])
+def test_fp64_runs_in_float64_and_matches_float32(method):
+    torch.manual_seed(0)
+    m = baselines.build(method, encoder_weights="random").eval()
+    c, s = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
+    with torch.inference_mode():
+        ref = m.set_compute("fp32")(c, s, clamp=False)
+        out = m.set_compute("fp64")(c, s, clamp=False)
+    assert m.compute_dtype == torch.float64 and not m.channels_last
+    assert all(p.dtype == torch.float64 for p in m.parameters())
+    assert out.dtype == torch.float32  # the caller's dtype
+    assert ((out - ref).norm() / ref.norm()) < 1e-3
+    m.set_compute("fp32")
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # back to float32 weights
+
+
+def test_fp64_resolves():
+    assert resolve_precision("fp64", "cpu") == torch.float64
+    assert resolve_channels_last("auto", "cpu", torch.float64) is False  # oneDNN has no float64 kernels
+    assert resolve_channels_last(True, "cpu", torch.float64) is True

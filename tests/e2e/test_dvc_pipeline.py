@@ -35,11 +35,17 @@ def repo_copy(tmp_path_factory, real_cache):
     return dst, env
 
 
-@pytest.mark.slow
-def test_dvc_repro_on_ci_profile(repo_copy):
+@pytest.fixture(scope="module")
+def ci_run(repo_copy):
+    """``dvc repro`` on the ci profile, once for the tests of this module (they run in this order)."""
     repo, env = repo_copy
     sh([sys.executable, "-m", "pipeline.cli", "profile", "ci"], repo, env)
-    out = sh(["dvc", "repro"], repo, env)
+    return repo, env, sh(["dvc", "repro"], repo, env)
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_ci_profile(ci_run):
+    repo, env, out = ci_run
     print(out[-2000:])
     assert "Running stage 'fetch_weights'" in out and "Running stage 'fetch_data'" in out
     import baselines
@@ -67,6 +73,7 @@ def test_dvc_repro_on_ci_profile(repo_copy):
                           capture_output=True, text=True)
     print(gate.stdout)
     assert gate.returncode == 0, "metric regression gate failed:\n" + gate.stdout[-4000:]
+    assert "train/total" in gate.stdout  # the training trajectories are gated too
     survey = json.loads((repo / "metrics/survey.json").read_text())
     assert survey["simulated"] is True and set(survey["shares"]) == {"best_stylization", "fewest_artifacts"}
     report = (repo / "reports/report.md").read_text()
@@ -77,3 +84,46 @@ def test_dvc_repro_on_ci_profile(repo_copy):
     assert "data:image/jpeg;base64," in page and "http://" not in page and "https://" not in page
     again = sh(["dvc", "repro"], repo, env)
     assert "Running stage" not in again  # nothing changed: nothing re-runs
+
+
+@pytest.mark.slow
+def test_the_gate_holds_under_every_instruction_set_this_cpu_can_emulate(ci_run):
+    """The gated computation (every method's ci training, 4 pairs stylized and measured) in a process
+    capped at each older instruction set than this CPU's own (whose run is the test above), held
+    against the reference frozen on another machine."""
+    from safin import cpu_isa
+
+    repo, env, _ = ci_run
+    others = [s for s in cpu_isa.emulatable() if s != cpu_isa.hardware_isa()]
+    assert others, "every x86-64 CPU of these machines can emulate at least the baseline"
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "isa-check", "--settings", ",".join(others),
+                          "--pairs", "4", "--out", "isa_check.json"], cwd=repo, env=env, capture_output=True, text=True)
+    print(res.stdout[-6000:])
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
+    doc = json.loads((repo / "isa_check.json").read_text())
+    assert set(doc["settings"]) == set(others)
+    for setting, r in doc["settings"].items():
+        assert r["failing"] == 0 and "emulated on" in r["cpu"], (setting, r)
+        assert r["max_rel_dev_training"] < 1e-9, (setting, r)  # float64: no chaos left to amplify
+
+
+@pytest.mark.slow
+def test_the_gate_bites_on_an_injected_regression(ci_run):
+    """One method's style weight changed by 1 %: its training trajectory moves and the gate fails."""
+    repo, env, _ = ci_run
+    params = repo / "params.yaml"
+    original = params.read_text()
+    assert "adain: {content_weight: 1.0, style_weight: 10.0}" in original
+    try:
+        params.write_text(original.replace("adain: {content_weight: 1.0, style_weight: 10.0}",
+                                           "adain: {content_weight: 1.0, style_weight: 10.1}"))
+        sh([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain"], repo, env)
+        gate = subprocess.run([sys.executable, "-m", "pipeline.cli", "regression"], cwd=repo, env=env,
+                              capture_output=True, text=True)
+        print(gate.stdout)
+        assert gate.returncode == 1, gate.stdout
+        failing = [line for line in gate.stdout.splitlines() if line.rstrip().endswith(("CHANGED", "REGRESSED"))]
+        assert failing and all(line.startswith("adain ") for line in failing), failing
+        assert any("train/style" in line for line in failing)
+    finally:
+        params.write_text(original)

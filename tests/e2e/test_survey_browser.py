@@ -1,6 +1,8 @@
 """A participant completes a small study in a real headless Chromium (Debian's, driven by Playwright)."""
 import csv
 import io
+import os
+import shutil
 import urllib.request
 
 import pytest
@@ -11,7 +13,8 @@ from survey.study import build_study
 
 from ..test_survey_server import LiveServer, fake_stylized
 
-CHROMIUM = "/usr/bin/chromium"
+#: `make test` finds or installs it (tests/ensure_chromium.sh) and exports its path
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
