@@ -38,7 +38,10 @@ def environment() -> dict:
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    from safin.cpu_isa import describe
+
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+              else f"CPU ({describe()}; {torch.get_num_threads()} threads)")
     return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "git commit": commit,
             "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "platform": platform.platform(), "device": device}
@@ -115,7 +118,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     if speed_path is not None and Path(speed_path).exists():
         sp = json.loads(Path(speed_path).read_text())
         m = sp["machine"]
-        speed_note = (f"Machine: {m['processor']}, {m['cpus']} CPUs, GPU {m['gpu'] or 'none'}, torch {m['torch']}; "
+        speed_note = (f"Machine: {m.get('cpu') or m['processor']}, {m['cpus']} CPUs, GPU {m['gpu'] or 'none'}, torch {m['torch']}; "
                       f"median of {sp['settings']['runs']} runs after {sp['settings']['warmup']} warm-up, each in a "
                       f"fresh process, random weights. naive/fast time ratios: {sp['ratios']}")
         w = sp.get("wct_transform")

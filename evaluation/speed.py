@@ -275,7 +275,10 @@ def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, t
             progress(_line(r))
     import torch
 
+    from safin.cpu_isa import describe
+
     doc = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                       "cpu": describe(),
                        "cpus": os.cpu_count(), "torch": torch.__version__,
                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
            "settings": {"runs": runs, "warmup": warmup, "train_batch": train_batch, "train_size": train_size,

@@ -39,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from . import cpu_isa
 from .cpu_isa import portable_init
 from .imageio import ImageReadError, is_image_name, open_rgb, pil_to_tensor
 from .precision import autocast, resolve_channels_last, resolve_precision
@@ -451,7 +452,7 @@ def train(cfg: TrainConfig) -> dict:
     elapsed = time.perf_counter() - t0
     summary = {"method": cfg.method, "iterations": iteration, "resumed_from": start,
                "images_per_s": done * cfg.batch_size / elapsed if done and elapsed > 0 else None,
-               "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+               "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({cpu_isa.describe()}; {torch.get_num_threads()} threads)",
                "precision": str(compute_dtype).removeprefix("torch."), "channels_last": channels_last,
                "world_size": world, "final_losses": last, "weights": str(out / "weights.pt")}
     previous = out / "summary.json"
