@@ -82,14 +82,14 @@ def test_position_sampler_splits_each_global_batch_across_ranks():
 
 
 def test_resume_after_sigkill_gives_an_identical_loss_trajectory(tiny_data, tmp_path):
-    ref = config(tiny_data, tmp_path / "ref", max_iter=40, checkpoint_every=10, crop=64)
+    ref = config(tiny_data, tmp_path / "ref", max_iter=24, checkpoint_every=6, crop=64)
     train(ref)
     expected = losses(tmp_path / "ref")
-    assert len(expected) == 40
+    assert len(expected) == 24
 
-    cfg = config(tiny_data, tmp_path / "run", max_iter=40, checkpoint_every=10, crop=64)
+    cfg = config(tiny_data, tmp_path / "run", max_iter=24, checkpoint_every=6, crop=64)
     proc = spawn(cfg)
-    first = tmp_path / "run/checkpoints/ckpt_000000010.pt"
+    first = tmp_path / "run/checkpoints/ckpt_000000006.pt"
     deadline = time.time() + 120
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -101,7 +101,7 @@ def test_resume_after_sigkill_gives_an_identical_loss_trajectory(tiny_data, tmp_
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "resuming adain from iteration" in err
-    assert steps(tmp_path / "run") == list(range(40))  # no step logged twice or lost
+    assert steps(tmp_path / "run") == list(range(24))  # no step logged twice or lost
     assert losses(tmp_path / "run") == expected        # bit-identical trajectory
     a = torch.load(tmp_path / "ref/weights.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "run/weights.pt", weights_only=True)["state_dict"]
