@@ -56,15 +56,18 @@ def compare(reference: dict, current: dict, tolerances: dict, strict: bool = Fal
                 rows.append(Row(method, metric, ref_v, None, tol, "missing"))
                 continue
             now_v = float(now["mean"])
-            worse = (now_v - ref_v) * -DIRECTION.get(metric, -1)  # > 0 when it got worse
-            if abs(now_v - ref_v) <= tol:
-                status = "ok"
-            elif worse > 0:
-                status = "regressed"
-            else:
-                status = "changed" if strict else "improved"
-            rows.append(Row(method, metric, ref_v, now_v, tol, status))
+            rows.append(Row(method, metric, ref_v, now_v, tol, status(metric, ref_v, now_v, tol, strict)))
     return rows
+
+
+def status(metric: str, reference: float, now: float, tol: float, strict: bool = False) -> str:
+    """``ok`` within ``tol``; beyond it ``regressed`` on the metric's worse side, else ``improved``
+    (``changed`` with ``strict``)."""
+    if abs(now - reference) <= tol:
+        return "ok"
+    if (now - reference) * -DIRECTION.get(metric, -1) > 0:  # > 0 when it got worse
+        return "regressed"
+    return "changed" if strict else "improved"
 
 
 def table(rows: list[Row]) -> str:

@@ -73,8 +73,7 @@ def compare_setting(reference: dict, out: Path, tolerances: dict) -> dict:
     """Hold one setting's outputs against the reference: rows of the gate's table, and the largest
     relative deviations of the training losses and the per-pair metrics."""
     from evaluation.regression import (Row, compare_training, max_relative_deviation, read_per_pair,
-                                       read_trajectories, tolerance)
-    from evaluation.metrics import DIRECTION
+                                       read_trajectories, status, tolerance)
 
     training = read_trajectories(out / "train", reference["training"])
     rows = compare_training(reference["training"], training, tolerances)
@@ -92,9 +91,8 @@ def compare_setting(reference: dict, out: Path, tolerances: dict) -> dict:
             dev_metric = max(dev_metric, max_relative_deviation(ref_values, values))
             worst = max(range(len(values)), key=lambda i: abs(values[i] - ref_values[i]))
             tol = tolerance(metric, ref_values[worst], tolerances)
-            moved = values[worst] - ref_values[worst]
-            status = "ok" if abs(moved) <= tol else ("regressed" if moved * -DIRECTION.get(metric, -1) > 0 else "improved")
-            rows.append(Row(method, f"{metric} (pair {worst})", ref_values[worst], values[worst], tol, status))
+            rows.append(Row(method, f"{metric} (pair {worst})", ref_values[worst], values[worst], tol,
+                            status(metric, ref_values[worst], values[worst], tol)))
     return {"rows": rows, "max_rel_dev_training": dev_train, "max_rel_dev_metrics": dev_metric,
             "cpu": json.loads((out / "cpu.json").read_text())["cpu"]}
 
