@@ -1,14 +1,14 @@
-"""The baselines (AdaIN, SANet, SAFIN-in-SANet, WCT) and the one place to build any method by name.
+"""The baselines (AdaIN, SANet, WCT) and the one place to build any method by name.
 
 Importing this package registers every method in :data:`safin.methods.METHODS`.
 """
 from __future__ import annotations
 
 from safin.methods import METHODS, StyleTransfer
-from safin.net import SafinFinNet, SafinNet
+from safin.models import SafinFinNet, SafinNet, SANetSAFIN
 
 from .adain import AdaIN
-from .sanet import SANet, SANetSAFIN
+from .sanet import SANet
 from .wct import WCT
 
 #: the methods, in the order figures and tables show them

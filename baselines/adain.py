@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from safin.encoder import VGG19Encoder, load_encoder_weights
-from safin.losses import content_loss, style_loss
+from safin.blocks.encoder import TAPS_1_TO_4, VGG19Encoder
+from safin.io.weights import load_encoder_weights
+from safin.blocks.losses import content_loss, style_loss
 from safin.methods import StyleTransfer, as_one_batch, load_checkpoint, load_into, load_reference_vgg, register
-from safin.ops import adain
+from safin.blocks.statistics import adain
 
-from .decoders import mirror_decoder
-
-TAPS4 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+from safin.blocks.decoders import mirror_decoder
 
 
 @register
@@ -46,11 +45,11 @@ class AdaIN(StyleTransfer):
 
     def losses(self, content, style):
         with torch.no_grad():
-            c_feats, s_feats = as_one_batch(lambda x: self.encoder(x, TAPS4), [(content,), (style,)])
+            c_feats, s_feats = as_one_batch(lambda x: self.encoder(x, TAPS_1_TO_4), [(content,), (style,)])
         c4, s_feats = c_feats["relu4_1"], list(s_feats.values())
         t = adain(c4, s_feats[-1])
         out = self.decoder(t)
-        o_feats = list(self.encoder(out, TAPS4).values())
+        o_feats = list(self.encoder(out, TAPS_1_TO_4).values())
         lc = content_loss(o_feats[-1], t, impl_params=self.impl_params)
         ls = style_loss(o_feats, s_feats, impl_params=self.impl_params)
         return {"content": lc, "style": ls, "total": self.content_weight * lc + self.style_weight * ls}

@@ -15,14 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from safin.encoder import VGG19Encoder, load_encoder_weights
-from safin.losses import distance
+from safin.blocks.encoder import TAPS_1_TO_5, VGG19Encoder
+from safin.io.weights import load_encoder_weights
+from safin.blocks.losses import distance
 from safin.methods import StyleTransfer, register
-from safin.ops import whiten_colour
+from safin.blocks.wct import whiten_colour
 
-from .decoders import mirror_decoder
-
-TAPS5 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+from safin.blocks.decoders import mirror_decoder
 
 
 @register
@@ -49,7 +48,7 @@ class WCT(StyleTransfer):
         return list(self.decoders.parameters())
 
     def encode_style(self, style):
-        return self.encoder(style, TAPS5)
+        return self.encoder(style, TAPS_1_TO_5)
 
     def _wct(self, cf: torch.Tensor, sf: torch.Tensor) -> torch.Tensor:
         return torch.stack([whiten_colour(c, s, content_identity=self.impl_params, naive=self.naive)
@@ -66,7 +65,7 @@ class WCT(StyleTransfer):
 
     def losses(self, content, style=None):
         with torch.no_grad():
-            feats = self.encoder(content, TAPS5)
+            feats = self.encoder(content, TAPS_1_TO_5)
         out: dict[str, torch.Tensor] = {}
         total = content.new_zeros(())
         for k in (1, 2, 3, 4, 5):

@@ -11,7 +11,8 @@ import warnings
 
 import torch
 
-from safin.assets import load_state_dict
+from safin.blocks.encoder import TAPS_1_TO_4, TAPS_1_TO_5
+from safin.io.weights import load_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,14 @@ DESCRIPTION = {
 
 @functools.lru_cache(maxsize=2)
 def _vgg(device: str = "cpu"):
-    from safin.assets import vgg19_encoder
+    from safin.io.weights import vgg19_encoder
 
     return vgg19_encoder(normalised=True, last="relu5_1").to(device)
 
 
 def _feats(x: torch.Tensor):
-    taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     with torch.inference_mode():
-        return _vgg(str(x.device))(x, taps)
+        return _vgg(str(x.device))(x, TAPS_1_TO_5)
 
 
 def colour_histogram(img: torch.Tensor, bins: int = 8) -> torch.Tensor:
@@ -119,7 +119,7 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
                  content_features: dict | None = None, style_features: dict | None = None) -> dict[str, float]:
     """All per-pair metrics of one output (3, H, W) against its content (same size) and style.
     ``content_features`` / ``style_features``: :func:`features` of ``content`` / ``style``, if at hand."""
-    from safin.losses import gram_matrix, style_loss as _style_loss
+    from safin.blocks.losses import gram_matrix, style_loss as _style_loss
 
     if output.shape != content.shape:
         raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in size")
@@ -127,12 +127,11 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
     fc = content_features if content_features is not None else _feats(content[None])
     fs = style_features if style_features is not None else _feats(style[None])
     diff = fo["relu4_1"] - fc["relu4_1"]
-    style4 = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
     gram = sum(float(torch.nn.functional.mse_loss(gram_matrix(fo[t]), gram_matrix(fs[t]))) for t in fo)
     return {
         "content_loss": float(diff.pow(2).mean()),
         "content_loss_euclid": float(diff.flatten().norm()),
-        "style_loss": float(_style_loss([fo[t] for t in style4], [fs[t] for t in style4])),
+        "style_loss": float(_style_loss([fo[t] for t in TAPS_1_TO_4], [fs[t] for t in TAPS_1_TO_4])),
         "gram_loss": gram,
         "lpips": float(lpips(output, content)[0]),
         "ssim": ssim_gray(output, content),

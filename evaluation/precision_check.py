@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import baselines
-from safin.imageio import load_image
+from safin.io.images import load_image
 from safin.methods import load_weights
 
 

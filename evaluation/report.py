@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import html
 import json
 import platform
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
+
+from safin.io.files import sha256_file
 
 from .claims import Verdict
 from .metrics import DESCRIPTION, DIRECTION
@@ -26,7 +27,7 @@ SCALE_NOTE = {
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).exists() else "missing"
+    return sha256_file(path) if Path(path).exists() else "missing"
 
 
 def environment() -> dict:
@@ -38,7 +39,7 @@ def environment() -> dict:
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    from safin.cpu_isa import describe
+    from safin.runtime.cpu_isa import describe
 
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
               else f"CPU ({describe()}; {torch.get_num_threads()} threads)")

@@ -31,7 +31,7 @@ WORKER = r"""
 import json, resource, statistics, sys, time
 import torch
 args = json.loads(sys.argv[1])
-from safin.cpu_memory import allocator, keep_freed_memory
+from safin.runtime.cpu_memory import allocator, keep_freed_memory
 if args["path"] == "fast":  # the reference implementations run with the C library's defaults
     keep_freed_memory()
 torch.manual_seed(0)
@@ -55,7 +55,7 @@ out = {"method": args["method"], "size": args["size"], "path": args["path"], "de
        "threads": torch.get_num_threads(), "dtype": str(m.compute_dtype).removeprefix("torch."),
        "channels_last": m.channels_last, "allocator": allocator()}
 if args["mode"] == "train":
-    from safin.precision import autocast
+    from safin.runtime.precision import autocast
     m.train()
     opt = torch.optim.Adam(m.trainable(), lr=1e-4, fused=device.type == "cuda" or None)  # as the trainer
     b, s = args["batch"], args["size"]
@@ -275,7 +275,7 @@ def benchmark(methods: list[str], sizes: list[int], *, runs: int, warmup: int, t
             progress(_line(r))
     import torch
 
-    from safin.cpu_isa import describe
+    from safin.runtime.cpu_isa import describe
 
     doc = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                        "cpu": describe(),
@@ -297,17 +297,18 @@ def wct_transform(size: int = 512, *, runs: int = 5, device: str = "auto",
     ``size`` px (normalised VGG-19, one encoder pass per image): PytorchWCT's float64 ``torch.svd``
     on the CPU, given NCHW features as its encoder produces them, vs our path given the features in
     the layout our WCT model's encoder produces them (channels-last where ``channels_last`` resolves
-    on, see :mod:`safin.precision`), and ours given NCHW features too. Median of ``runs`` over the
+    on, see :mod:`safin.runtime.precision`), and ours given NCHW features too. Median of ``runs`` over the
     five levels, and the largest relative error max|ours - naive| / max|naive| over the levels."""
     import torch
 
-    from baselines.wct import TAPS5
-    from safin.encoder import VGG19Encoder, load_encoder_weights
-    from safin.imageio import open_rgb, pil_to_tensor
-    from safin.cpu_memory import allocator
+    from safin.blocks.encoder import TAPS_1_TO_5 as TAPS5
+    from safin.blocks.encoder import VGG19Encoder
+    from safin.io.weights import load_encoder_weights
+    from safin.io.images import open_rgb, pil_to_tensor
+    from safin.runtime.cpu_memory import allocator
     from safin.methods import resolve_device
-    from safin.ops import whiten_colour
-    from safin.precision import resolve_channels_last
+    from safin.blocks.wct import whiten_colour
+    from safin.runtime.precision import resolve_channels_last
 
     dev = resolve_device(device)
     root = Path(__file__).resolve().parents[1]

@@ -6,11 +6,11 @@ import logging
 import sys
 from pathlib import Path
 
-from safin.cpu_memory import keep_freed_memory
+from safin.runtime.cpu_memory import keep_freed_memory
 
 
 def _cmd_fetch_weights(args: argparse.Namespace) -> int:
-    from safin.assets import REGISTRY
+    from safin.io.weights import REGISTRY
 
     from .fetch import fetch_weights
     from .params import load_params
@@ -29,8 +29,8 @@ def _cmd_fetch_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare_images(args: argparse.Namespace) -> int:
-    from safin.assets import cache_dir
-    from safin.data import prepare_images
+    from safin.io.weights import cache_dir
+    from safin.io.datasets import prepare_images
 
     report = prepare_images(args.source, args.out, cache=cache_dir() / "datasets", n_images=args.n_images,
                             seed=args.seed, size=args.size, keep_aspect=args.keep_aspect,
@@ -149,7 +149,7 @@ def _cmd_regression(args: argparse.Namespace) -> int:
 
         import torch
 
-        from safin.cpu_isa import describe
+        from safin.runtime.cpu_isa import describe
 
         provenance = {"cpu": describe(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "date": datetime.date.today().isoformat(), "precision": params["train"].get("precision")}
@@ -163,7 +163,7 @@ def _cmd_regression(args: argparse.Namespace) -> int:
 
 
 def _cmd_isa_check(args: argparse.Namespace) -> int:
-    from safin import cpu_isa
+    from safin.runtime import cpu_isa
 
     from .isa_check import isa_check
 
@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: commands whose process keeps freed CPU memory for reuse (safin.cpu_memory: measured 1.2-1.5x
+#: commands whose process keeps freed CPU memory for reuse (safin.runtime.cpu_memory: measured 1.2-1.5x
 #: faster inference on the CPU); training keeps the C library's default (not measured with it)
 KEEP_FREED_MEMORY = {"stylize", "stylize-pairs", "evaluate", "bench"}
 

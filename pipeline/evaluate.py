@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evaluation.metrics import DESCRIPTION, DIRECTION, bootstrap_ci, features, pair_metrics
-from safin.imageio import load_image
+from safin.io.images import load_image
 
 
 def evaluate(params: dict) -> dict:

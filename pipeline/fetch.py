@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from safin import assets
-from safin.data import prepare_images, training_files, verify_checksums
+from safin.io import weights as assets
+from safin.io.datasets import prepare_images, training_files, verify_checksums
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The gate compares the ``ci`` profile's numbers with a reference frozen on one machine; CI runs on
 others (AVX-512 or AVX2, Intel or AMD, with or without bf16). For each setting of
-:data:`safin.cpu_isa.SETTINGS` the CPU can run, a fresh process with that setting's variables (they
+:data:`safin.runtime.cpu_isa.SETTINGS` the CPU can run, a fresh process with that setting's variables (they
 cap ATen, oneDNN and MKL before ``import torch``) runs the gated computation with the active
 ``params.yaml``: the training of every method (the whole ``ci`` recipe) and the stylization and
 metrics of the first ``pairs`` evaluation pairs, through the same functions as the pipeline's stages.
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from safin import cpu_isa
+from safin.runtime import cpu_isa
 
 from .params import load_params
 

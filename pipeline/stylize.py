@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 import baselines
-from safin.imageio import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image
+from safin.io.images import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image
 from safin.methods import InputError, StyleTransfer, load_weights, resolve_device
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[st
     ``stylize.size``) and ``stylize.out/inputs/PAIR_{content,style}.png`` at the same scale, so grids
     and metrics read exactly what the methods saw.
     """
-    from safin.data import read_pairs
+    from safin.io.datasets import read_pairs
 
     s = params["stylize"]
     sample_dir, out = Path(params["data"]["sample_dir"]), Path(s["out"])

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .ops import coral
-from .precision import autocast, full_precision, resolve_channels_last, resolve_precision
+from safin.blocks.wct import coral
+from safin.runtime.precision import autocast, full_precision, resolve_channels_last, resolve_precision
 
 METHODS: dict[str, type["StyleTransfer"]] = {}
 
@@ -152,7 +152,7 @@ class StyleTransfer(nn.Module):
     def set_compute(self, precision: str = "auto", channels_last: bool | str | None = "auto") -> "StyleTransfer":
         """Choose how :meth:`forward` computes on the model's current device: ``precision`` ``"auto"``
         (bf16 where the device runs it natively and the method tolerates it), ``"bf16"`` or ``"fp32"``;
-        ``channels_last`` ``"auto"``, True or False. Call after ``.to(device)``. See :mod:`safin.precision`."""
+        ``channels_last`` ``"auto"``, True or False. Call after ``.to(device)``. See :mod:`safin.runtime.precision`."""
         device = next(self.parameters()).device
         dtype = resolve_precision(precision, device)
         if precision == "auto" and not self.bf16_safe:
@@ -273,11 +273,11 @@ def load_checkpoint(path) -> dict:
 
 def load_reference_vgg(encoder: nn.Module, vgg) -> None:
     """Load the authors' ``vgg_normalised.pth`` (a path or a state dict, any reference key layout)."""
-    from .encoder import load_encoder_weights, vgg_state_from_reference
+    from safin.blocks.encoder import load_encoder_state, vgg_state_from_reference
 
     state = load_checkpoint(vgg) if not isinstance(vgg, dict) else vgg
     try:
-        load_encoder_weights(encoder, vgg_state_from_reference(state))
+        load_encoder_state(encoder, vgg_state_from_reference(state))
     except ValueError as e:
         raise InputError(f"{vgg}: {e}") from e
 
@@ -309,20 +309,10 @@ def trained_state(model: StyleTransfer) -> dict[str, torch.Tensor]:
 
 def save_weights(model: StyleTransfer, path, **meta) -> None:
     """Write ``{"method", "state_dict", "meta"}`` atomically (temp file + rename)."""
-    import os
-    import tempfile
-    from pathlib import Path
+    from safin.io.files import atomic_path
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"method": model.name, "state_dict": trained_state(model), "meta": meta}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_weights(model: StyleTransfer, path) -> dict:

@@ -84,7 +84,7 @@ def http_server():
 @pytest.fixture(scope="session")
 def real_cache() -> Path:
     """The user's asset cache (``$SAFIN_CACHE`` or ``~/.cache/safin``): real weights, fetched once."""
-    from safin.assets import cache_dir
+    from safin.io.weights import cache_dir
 
     return cache_dir()
 

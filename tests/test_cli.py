@@ -22,7 +22,7 @@ def test_console_script_is_installed():
 
 
 def test_fetch_weights_prints_source_and_checksums_offline(real_cache):
-    from safin.assets import REGISTRY
+    from safin.io.weights import REGISTRY
 
     res = run("fetch-weights", env={"SAFIN_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from safin import cpu_isa
+from safin.runtime import cpu_isa
 
 from .conftest import REPO
 
@@ -27,7 +27,7 @@ def test_describe_names_model_isa_and_bf16():
 
 @pytest.mark.parametrize("setting", cpu_isa.emulatable())
 def test_a_setting_caps_the_kernels_of_a_new_process(setting):
-    code = "from safin import cpu_isa; print(cpu_isa.active_isa()); print(cpu_isa.describe())"
+    code = "from safin.runtime import cpu_isa; print(cpu_isa.active_isa()); print(cpu_isa.describe())"
     out = subprocess.run([sys.executable, "-c", code], env=cpu_isa.env_for(setting), cwd=REPO, capture_output=True,
                          text=True, check=True).stdout.splitlines()
     assert out[0] == setting
@@ -37,7 +37,7 @@ def test_a_setting_caps_the_kernels_of_a_new_process(setting):
 
 def test_portable_init_gives_the_same_weights_under_every_setting():
     code = ("import hashlib, torch, baselines\n"
-            "from safin.cpu_isa import portable_init\n"
+            "from safin.runtime.cpu_isa import portable_init\n"
             "original = torch.Tensor.uniform_\n"
             "torch.manual_seed(777)\n"
             "with portable_init():\n"

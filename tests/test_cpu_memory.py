@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-CHECK = ("from safin.cpu_memory import keep_freed_memory, allocator; "
+CHECK = ("from safin.runtime.cpu_memory import keep_freed_memory, allocator; "
          "print(keep_freed_memory(), allocator())")
 
 
@@ -15,7 +15,7 @@ def _run(env_extra: dict) -> str:
 
 def test_keep_freed_memory_is_accepted_by_glibc_and_recorded():
     out = _run({"SAFIN_MALLOC": ""})
-    assert out == "True glibc, freed memory kept (safin.cpu_memory)"
+    assert out == "True glibc, freed memory kept (safin.runtime.cpu_memory)"
 
 
 def test_safin_malloc_default_leaves_the_allocator_alone():

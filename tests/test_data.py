@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from safin.data import (deterministic_subset, extract_archive, prepare_images, read_manifest, read_pairs,
+from safin.io.datasets import (deterministic_subset, extract_archive, prepare_images, read_manifest, read_pairs,
                         training_files, verify_checksums)
 
 

@@ -2,7 +2,8 @@ import hashlib
 
 import pytest
 
-from safin.download import ChecksumError, DownloadError, download, extract_member, sha256_file, verify_file
+from safin.io.download import ChecksumError, DownloadError, download, extract_member, verify_file
+from safin.io.files import sha256_file
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from safin.imageio import ImageReadError, load_image, save_image
+from safin.io.images import ImageReadError, load_image, save_image
 
 
 def _save(im: Image.Image, path, **kw):
@@ -108,7 +108,7 @@ def test_max_side_and_save_roundtrip(tmp_path):
 def test_load_image_long_side_scales_up_and_down(tmp_path):
     from PIL import Image
 
-    from safin.imageio import load_image
+    from safin.io.images import load_image
 
     Image.new("RGB", (40, 20), (10, 20, 30)).save(tmp_path / "a.png")
     assert load_image(tmp_path / "a.png", long_side=80).shape == (3, 40, 80)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from evaluation.metrics import lpips
-from safin.imageio import load_image
+from safin.io.images import load_image
 
 from .conftest import REPO
 

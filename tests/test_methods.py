@@ -171,8 +171,8 @@ def test_style_cache_encodes_a_style_once_and_gives_the_same_output(models):
 
 def _sanet_losses_three_passes(m, content, style):
     """SANet's loss as the reference writes it: stylized image, I_cc and I_ss in three separate passes."""
-    from baselines.sanet import TAPS5
-    from safin.losses import content_loss, distance, style_loss
+    from safin.blocks.encoder import TAPS_1_TO_5 as TAPS5
+    from safin.blocks.losses import content_loss, distance, style_loss
     c, s = m.encoder(content, TAPS5), m.encoder(style, TAPS5)
     out = m.decoder(m.transform(c["relu4_1"], s["relu4_1"], c["relu5_1"], s["relu5_1"]))
     i_cc = m.decoder(m.transform(c["relu4_1"], c["relu4_1"], c["relu5_1"], c["relu5_1"]))
@@ -216,7 +216,7 @@ def test_as_one_batch_splits_tensors_and_dicts_back_per_call():
 def test_losses_with_one_plain_pass_equal_separate_encoder_passes(models, name, style_size):
     """The loss targets and the style code come from one encoder call over content and style; the
     reference encodes them separately (SAFIN even twice for the style)."""
-    from safin.losses import content_loss, style_loss
+    from safin.blocks.losses import content_loss, style_loss
     from safin.methods import Mixer
     torch.manual_seed(4)
     m = models[name]
@@ -224,8 +224,8 @@ def test_losses_with_one_plain_pass_equal_separate_encoder_passes(models, name, 
     with torch.no_grad():
         ours = m.losses(content, style)
         if name == "adain":
-            from baselines.adain import TAPS4
-            from safin.ops import adain
+            from safin.blocks.encoder import TAPS_1_TO_4 as TAPS4
+            from safin.blocks.statistics import adain
             s = list(m.encoder(style, TAPS4).values())
             t = adain(m.encoder(content, ["relu4_1"])["relu4_1"], s[-1])
             o = list(m.encoder(m.decoder(t), TAPS4).values())

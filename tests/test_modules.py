@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from safin.modules import SAFIN, SelfAttention, UniformAttention
+from safin.models.modules import SAFIN, SelfAttention, UniformAttention
 
 
 def _in(x):

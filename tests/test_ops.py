@@ -1,7 +1,9 @@
 import torch
 
-from safin.ops import adain, attention, calc_mean_std, coral, whiten_colour
-from safin.wavelet import WavePool, WaveUnpool
+from safin.blocks.attention import attention
+from safin.blocks.statistics import adain, calc_mean_std
+from safin.blocks.wct import coral, whiten_colour
+from safin.blocks.wavelet import WavePool, WaveUnpool
 
 
 def test_wavelet_unpool_inverts_pool():
@@ -85,7 +87,7 @@ def test_attention_does_not_materialise_the_full_map():
     """12k x 12k positions: the full float32 map would be 576 MB; the fused kernel must stay far below."""
     code = (
         "import resource, torch\n"
-        "from safin.ops import attention\n"
+        "from safin.blocks.attention import attention\n"
         "torch.manual_seed(0)\n"
         "q, k, v = (torch.randn(1, 64, 12000).transpose(1, 2) for _ in range(3))  # views, as the modules make\n"
         "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -100,7 +102,7 @@ def test_safin_attention_module_stays_memory_bounded_at_large_sizes():
     """SA on a 110x110 map (12,100 positions, the full map would be 559 MiB) through the module itself."""
     code = (
         "import resource, torch\n"
-        "from safin.modules import SelfAttention\n"
+        "from safin.models.modules import SelfAttention\n"
         "torch.manual_seed(0)\n"
         "sa = SelfAttention(64).eval()\n"
         "c, s = torch.randn(1, 64, 110, 110), torch.randn(1, 64, 110, 110)\n"
@@ -128,7 +130,7 @@ def _channels_last_map(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_wct_channels_last_map_takes_the_onednn_path_and_equals_the_float64_path():
-    from safin import ops
+    from safin.blocks import wct as ops
 
     torch.manual_seed(3)
     c = torch.relu(torch.randn(1, 160, 40, 36)) + 0.1
@@ -157,7 +159,7 @@ def test_wct_few_positions_runs_in_float64_and_returns_the_input_dtype():
 
 
 def test_conv1x1_in_bands_equals_one_matrix_product():
-    from safin import ops
+    from safin.blocks import wct as ops
 
     torch.manual_seed(5)
     x = _channels_last_map(torch.randn(8, 37, 11))
@@ -170,7 +172,7 @@ def test_conv1x1_in_bands_equals_one_matrix_product():
 
 
 def test_concurrent_matrix_square_roots_equal_sequential_ones():
-    from safin import ops
+    from safin.blocks import wct as ops
 
     torch.manual_seed(6)
     a, b = torch.randn(200, 900), torch.randn(200, 700)

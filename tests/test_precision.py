@@ -3,8 +3,9 @@ import pytest
 import torch
 
 import baselines
-from safin.ops import attention, calc_mean_std
-from safin.precision import autocast, full_precision, resolve_channels_last, resolve_precision
+from safin.blocks.attention import attention
+from safin.blocks.statistics import calc_mean_std
+from safin.runtime.precision import autocast, full_precision, resolve_channels_last, resolve_precision
 
 
 def test_resolve_precision():

@@ -91,7 +91,7 @@ def test_the_gate_holds_under_every_instruction_set_this_cpu_can_emulate(ci_run)
     """The gated computation (every method's ci training, 2 pairs stylized and measured) in a process
     capped at each older instruction set than this CPU's own (whose run is the test above), held
     against the reference frozen on another machine."""
-    from safin import cpu_isa
+    from safin.runtime import cpu_isa
 
     repo, env, _ = ci_run
     others = [s for s in cpu_isa.emulatable() if s != cpu_isa.hardware_isa()]

@@ -1,4 +1,5 @@
-"""Feature-space operations shared by the methods: instance statistics, AdaIN, attention, CORAL, WCT."""
+"""Whitening and colouring (WCT, Li et al. 2017) and CORAL colour transfer: symmetric square roots of
+feature covariances."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -6,68 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-from .precision import full_precision
-
-#: eps of every reference implementation's ``calc_mean_std`` (added to the unbiased variance).
-EPS = 1e-5
-
-
-@full_precision
-def calc_mean_std(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel mean and std of a (B, C, H, W) map, each (B, C, 1, 1).
-
-    std = sqrt(unbiased variance + eps), exactly as pytorch-AdaIN, SANet and SAFIN compute it.
-    """
-    b, c = x.shape[:2]
-    flat = x.reshape(b, c, -1)
-    var = flat.var(dim=2, unbiased=True) + eps
-    return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
-
-
-@full_precision
-def mean_variance_norm(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Channel-wise instance normalisation without affine parameters (SANet's ``mvn``)."""
-    mean, std = calc_mean_std(x, eps)
-    return (x - mean) / std
-
-
-@full_precision
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Adaptive instance normalisation: content normalised, then given the style's mean and std."""
-    c_mean, c_std = calc_mean_std(content, eps)
-    s_mean, s_std = calc_mean_std(style, eps)
-    return (content - c_mean) / c_std * s_std + s_mean
-
-
-@full_precision
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float = 1.0,
-              memory_efficient: bool = True, chunk: int = 4096) -> torch.Tensor:
-    """softmax(q kᵀ · scale) v over key positions, for q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv).
-
-    SANet and SAFIN use ``scale=1`` (no 1/√C). The memory-efficient path never holds the full
-    (Nq × Nk) map: it uses PyTorch's fused ``scaled_dot_product_attention`` (blockwise, online
-    softmax) and falls back to processing ``chunk`` queries at a time. ``memory_efficient=False`` is
-    the plain reference computation (used as the naive path and to test equality).
-    """
-    if not memory_efficient:
-        return torch.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1).bmm(v)
-    # the fused kernels need contiguous inputs: with the transposed views the modules produce, PyTorch
-    # silently falls back to the math path, which materialises the whole map (measured: 1.2 GiB at 12k)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    try:
-        if q.device.type == "cuda":
-            # CUDA's fused kernels take (B, heads, N, C) only, and flash attention not float32 or C > 256:
-            # allow only the fused ones, so an unsupported case fails here (and runs in chunks below)
-            # instead of silently materialising the whole map in the math kernel.
-            from torch.nn.attention import SDPBackend, sdpa_kernel
-
-            with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
-                return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
-    except RuntimeError:  # pragma: no cover - kernel unavailable for this dtype/device
-        out = [torch.softmax(torch.bmm(q[:, i:i + chunk], k.transpose(1, 2)) * scale, dim=-1).bmm(v)
-               for i in range(0, q.shape[1], chunk)]
-        return torch.cat(out, dim=1)
+from safin.runtime.precision import full_precision
 
 
 def _eigh(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

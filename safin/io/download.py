@@ -6,7 +6,6 @@ A ``.part`` left by an interrupted run is resumed with an HTTP ``Range`` request
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -23,6 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from safin.io.files import atomic_path, sha256_file
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -34,14 +35,6 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     """The bytes arrived but are not the expected ones."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = CHUNK) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:
@@ -193,13 +186,8 @@ def extract_member(archive: str | os.PathLike, member: str, dest: str | os.PathL
             raise DownloadError(f"{archive}: member {member!r} is not a regular file")
         src = tar.extractfile(info)
         assert src is not None
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
-            verify_file(Path(tmp), sha256, size)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            verify_file(tmp, sha256, size)
     return dest

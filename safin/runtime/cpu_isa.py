@@ -80,7 +80,7 @@ def env_for(setting: str, base: dict[str, str] | None = None) -> dict[str, str]:
 def describe() -> str:
     """One line: model, the instruction set in use (and the CPU's own when lower), bf16 or not, e.g.
     ``Intel(R) Xeon(R) Processor, AVX-512, bf16`` or ``AMD EPYC 7B13, AVX2 (emulated on AVX-512), no bf16``."""
-    from .precision import bf16_native
+    from safin.runtime.precision import bf16_native
 
     names = {"default": "SSE4 (no AVX)", "avx2": "AVX2", "avx512": "AVX-512"}
     active, hw = active_isa(), hardware_isa()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from safin.encoder import conv_shapes
+from safin.blocks.encoder import conv_shapes
 
 
 def mirror_decoder(level: int) -> nn.Sequential:

@@ -22,13 +22,14 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .encoder import WaveVGGEncoder, load_encoder_weights
-from .losses import content_loss, style_loss
-from .methods import (InputError, Mixer, StyleTransfer, as_one_batch, load_checkpoint, load_into,
+from safin.blocks.encoder import WaveVGGEncoder
+from safin.io.weights import load_encoder_weights
+from safin.blocks.losses import content_loss, style_loss
+from safin.methods import (InputError, Mixer, StyleTransfer, as_one_batch, load_checkpoint, load_into,
                       load_reference_vgg, register)
-from .modules import SAFIN
-from .ops import adain
-from .wavelet import WaveUnpool
+from safin.models.modules import SAFIN
+from safin.blocks.statistics import adain
+from safin.blocks.wavelet import WaveUnpool
 
 
 class WaveDecoder(nn.Module):
@@ -164,7 +165,7 @@ class SafinFinNet(SafinNet):
 
     γ_s and β_s come from the style alone: the SA map is replaced by uniform attention, so they are
     ReLU(W ⊗ mean_positions(value_conv(F_s))), constant over the content's positions (see
-    :class:`safin.modules.UniformAttention`). Everything else equals ``safin``.
+    :class:`safin.models.modules.UniformAttention`). Everything else equals ``safin``.
     """
 
     name = "safin_fin"

@@ -39,4 +39,4 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
 
 def allocator() -> str:
     """What this process's large CPU allocations do: for benchmark records."""
-    return "glibc, freed memory kept (safin.cpu_memory)" if _state["keep_freed"] else "C library default"
+    return "glibc, freed memory kept (safin.runtime.cpu_memory)" if _state["keep_freed"] else "C library default"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .ops import calc_mean_std, mean_variance_norm
+from safin.blocks.statistics import calc_mean_std, mean_variance_norm
 
 
 def distance(a: torch.Tensor, b: torch.Tensor, impl_params: bool = True) -> torch.Tensor:

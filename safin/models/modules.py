@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ops import attention, calc_mean_std, mean_variance_norm
-from .precision import full_precision
+from safin.blocks.attention import attention
+from safin.blocks.statistics import calc_mean_std, mean_variance_norm
+from safin.runtime.precision import full_precision
 
 
 def _reference_init(conv: nn.Conv2d) -> None:

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from safin.blocks.wavelet import WavePool
+
 # (block, number of convs, output channels) of VGG-19's convolutional part.
 VGG19_BLOCKS: tuple[tuple[int, int, int], ...] = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512),
                                                    (5, 4, 512))
@@ -19,8 +21,10 @@ VGG19_BLOCKS: tuple[tuple[int, int, int], ...] = ((1, 2, 64), (2, 2, 128), (3, 4
 #: conv layer names in forward order (without conv0).
 CONV_NAMES: tuple[str, ...] = tuple(f"conv{b}_{i}" for b, n, _ in VGG19_BLOCKS for i in range(1, n + 1))
 
-#: the feature taps style-transfer losses use.
-STYLE_TAPS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: the feature taps style-transfer losses use: the first ReLU of each block (SANet, WCT, the metrics)...
+TAPS_1_TO_5: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: ... and of the first four blocks (AdaIN's and SAFIN's style loss)
+TAPS_1_TO_4: tuple[str, ...] = TAPS_1_TO_5[:4]
 
 #: caffe/ImageNet mean in BGR order, 0..255 scale (the VGG authors' preprocessing).
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -74,7 +78,7 @@ class VGG19Encoder(nn.Module):
         for p in self.parameters():
             p.requires_grad_(trainable)
 
-    def forward(self, x: torch.Tensor, taps: Iterable[str] = STYLE_TAPS) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, taps: Iterable[str] = TAPS_1_TO_5) -> dict[str, torch.Tensor]:
         taps = list(taps)
         wanted = set(taps)
         unknown = wanted - {"relu" + n[4:] for n in self.names}
@@ -108,8 +112,6 @@ class WaveVGGEncoder(nn.Module):
                    3: ("conv3_1", "conv3_2", "conv3_3", "conv3_4"), 4: ("conv4_1",)}
 
     def __init__(self, trainable: bool = False):
-        from .wavelet import WavePool
-
         super().__init__()
         self.conv0 = preprocessing_layer()
         shapes = conv_shapes()
@@ -155,23 +157,13 @@ class WaveVGGEncoder(nn.Module):
         return [out[f"relu{i}_1"] for i in (1, 2, 3, 4)]
 
 
-def load_encoder_weights(encoder: nn.Module, weights: str | dict = "normalised") -> nn.Module:
-    """Load VGG-19 weights into any encoder built from these layer names.
-
-    ``weights``: ``"normalised"`` (the default; the encoder of every method), ``"plain"`` (ImageNet
-    VGG-19), ``"random"`` (keep the initialisation: for tests), or a state dict.
-    """
-    if weights == "random":
-        return encoder
-    if isinstance(weights, str):
-        from .assets import load_state_dict
-
-        if weights not in ("normalised", "plain"):
-            raise ValueError(f"encoder weights must be 'normalised', 'plain', 'random' or a state dict, not {weights!r}")
-        weights = load_state_dict("vgg19_normalised" if weights == "normalised" else "vgg19")
+def load_encoder_state(encoder: nn.Module, state: dict) -> nn.Module:
+    """Load a VGG-19 state dict (our key layout) into any encoder built from these layer names; keys
+    the encoder does not have (deeper layers) are ignored, keys it has must all be there. Names of
+    pretrained weights are resolved by :func:`safin.io.weights.load_encoder_weights`."""
     own = encoder.state_dict()
-    encoder.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
-    missing = [k for k in own if k not in weights]
+    encoder.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    missing = [k for k in own if k not in state]
     if missing:
         raise ValueError(f"encoder weights lack {missing[:5]}")
     return encoder

@@ -31,8 +31,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from .download import download, sha256_file
-from .imageio import ImageReadError, is_image_name, open_rgb
+from safin.io.download import download
+from safin.io.files import atomic_path, sha256_file
+from safin.io.images import ImageReadError, is_image_name, open_rgb
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def resolve_source(source: str, cache: Path, *, sha256: str | None = None, size:
         if archive.is_dir():
             return archive
         if sha256 or size:
-            from .download import verify_file
+            from safin.io.download import verify_file
             verify_file(archive, sha256, size)
     if not is_archive(archive):
         raise ValueError(f"{archive}: not a folder or a known archive type {ARCHIVE_SUFFIXES}")
@@ -210,9 +211,8 @@ def _prepare_one(args: tuple[str, str, int, bool, int]) -> tuple[str, str | None
     try:
         im = open_rgb(src)
         im = resize_for_training(im, size, keep_aspect) if size else im
-        tmp = dst + ".tmp.jpg"
-        im.save(tmp, quality=quality)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            im.save(tmp, format="JPEG", quality=quality)
         return src, None
     except ImageReadError as e:
         return src, str(e).split(": ", 1)[-1]

@@ -1,0 +1,38 @@
+"""Attention, softmax(q kᵀ · scale) v, without holding the whole (Nq × Nk) map (SANet, SAFIN)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from safin.runtime.precision import full_precision
+
+
+@full_precision
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float = 1.0,
+              memory_efficient: bool = True, chunk: int = 4096) -> torch.Tensor:
+    """softmax(q kᵀ · scale) v over key positions, for q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv).
+
+    SANet and SAFIN use ``scale=1`` (no 1/√C). The memory-efficient path never holds the full
+    (Nq × Nk) map: it uses PyTorch's fused ``scaled_dot_product_attention`` (blockwise, online
+    softmax) and falls back to processing ``chunk`` queries at a time. ``memory_efficient=False`` is
+    the plain reference computation (used as the naive path and to test equality).
+    """
+    if not memory_efficient:
+        return torch.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1).bmm(v)
+    # the fused kernels need contiguous inputs: with the transposed views the modules produce, PyTorch
+    # silently falls back to the math path, which materialises the whole map (measured: 1.2 GiB at 12k)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    try:
+        if q.device.type == "cuda":
+            # CUDA's fused kernels take (B, heads, N, C) only, and flash attention not float32 or C > 256:
+            # allow only the fused ones, so an unsupported case fails here (and runs in chunks below)
+            # instead of silently materialising the whole map in the math kernel.
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+                return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    except RuntimeError:  # pragma: no cover - kernel unavailable for this dtype/device
+        out = [torch.softmax(torch.bmm(q[:, i:i + chunk], k.transpose(1, 2)) * scale, dim=-1).bmm(v)
+               for i in range(0, q.shape[1], chunk)]
+        return torch.cat(out, dim=1)
