@@ -28,8 +28,7 @@ from safin.blocks.decoders import mirror_decoder
 class WCT(StyleTransfer):
     name = "wct"
     # whitening divides by the square roots of small eigenvalues and the five levels feed each other:
-    # bf16 rounding anywhere is amplified (measured on the trained demo model: mean |Δ| 5/255, max
-    # 179/255 even with a float32 encoder), so precision "auto" keeps WCT in float32
+    # bf16 rounding anywhere is amplified (docs/performance.md), so precision "auto" keeps WCT in float32
     bf16_safe = False
     size_multiple = 16
     min_side = 32

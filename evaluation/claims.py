@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .statistics import bootstrap_ci
 from .metrics import DIRECTION
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -49,10 +50,7 @@ def read_per_pair(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def paired_ci(diff: np.ndarray, seed: int = 0, n: int = 4000) -> tuple[float, float, float]:
     """Mean paired difference and its percentile bootstrap 95% CI (resampling pairs)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diff), size=(n, len(diff)))
-    means = diff[idx].mean(axis=1)
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return bootstrap_ci(diff, n_resamples=n, seed=seed)
 
 
 def better(per_pair, a: str, b: str, metric: str) -> tuple[str, str, dict]:

@@ -1,7 +1,7 @@
-"""Image-quality metrics for stylized outputs.
-
-So far: LPIPS (Zhang et al. 2018, v0.1, AlexNet trunk) with the trunk loaded offline from the asset
-registry instead of torchvision's run-time download.
+"""Per-pair metrics of a stylized output (:func:`pair_metrics`): content loss (MSE and Euclidean norm
+of relu4_1), style loss (mean/std over relu1_1..relu4_1), Gram loss, LPIPS (Zhang et al. 2018, v0.1,
+AlexNet trunk from the offline asset registry, not torchvision's run-time download), SSIM on
+luminance, and the colour-histogram chi-squared distance to the style. Definitions: :data:`DESCRIPTION`.
 """
 from __future__ import annotations
 
@@ -137,16 +137,3 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
         "ssim": ssim_gray(output, content),
         "hist_chi2": hist_chi2(output, style),
     }
-
-
-def bootstrap_ci(values, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap CI of the mean over pairs."""
-    import numpy as np
-    from scipy.stats import bootstrap
-
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2 or np.all(x == x[0]):
-        return float(x.mean()), float(x.mean()), float(x.mean())
-    res = bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                    random_state=np.random.default_rng(seed))
-    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)

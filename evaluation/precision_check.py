@@ -17,6 +17,7 @@ import torch
 
 import baselines
 from safin.io.images import load_image
+from safin.io.weights import ensure_encoder_weights
 from safin.methods import load_weights
 
 
@@ -24,6 +25,7 @@ def check(train_dir: Path, pairs_csv: Path, size: int = 256, methods=None) -> di
     rows = list(csv.DictReader(open(pairs_csv)))
     root = pairs_csv.parent
     out = {}
+    ensure_encoder_weights("normalised")
     for method in methods or baselines.METHOD_NAMES:
         m = baselines.build(method).eval()
         load_weights(m, train_dir / method / "weights.pt")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import json
 import platform
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
 
 from safin.io.files import sha256_file
 
@@ -24,6 +25,10 @@ SCALE_NOTE = {
             "models; they cannot confirm or refute what the paper says about converged ones.",
     "paper": "paper profile: the paper's recipe and data; verdicts speak to the paper's claims.",
 }
+
+
+#: the report's HTML template (package data under ``evaluation/templates``), HTML-escaped by default
+TEMPLATES = Environment(loader=PackageLoader("evaluation", "templates"), autoescape=select_autoescape(["html"]))
 
 
 def _sha256(path: Path) -> str:
@@ -81,12 +86,6 @@ def _md_table(header, rows) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
-
-
-def _html_table(header, rows) -> str:
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
@@ -163,23 +162,12 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n")
 
-    imgs = "".join(f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' src='{_embedded(f)}'>"
-                   for f in figures if f.exists())
-    style = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;"
-             "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}"
-             ".note{background:#fff6d5;padding:0.6em 1em;border-left:4px solid #e0b000}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>SAFIN report ({html.escape(profile)})</title>"
-            f"<style>{style}</style></head><body><h1>SAFIN reproduction report — profile {html.escape(profile)}</h1>"
-            f"<p class='note'>{html.escape(SCALE_NOTE.get(profile, ''))}</p>"
-            f"<h2>Setup</h2>{_html_table(['item', 'value'], setup)}"
-            f"<h2>Training</h2>{_html_table(['method', 'iterations', 'images/s', 'device', 'final total loss'], train_rows)}"
-            f"<h2>Metrics (mean over pairs, bootstrap 95% CI)</h2>{_html_table(m_header, m_rows)}"
-            f"{_html_table(['metric', 'definition'], definitions)}"
-            f"<h2>The paper's claims</h2>{_html_table(claim_header, claim_rows)}"
-            f"<h2>Speed</h2><p>{html.escape(speed_note)}</p>{_html_table(speed_header, speed_rows) if speed_rows else ''}"
-            f"<h2>User study</h2><p>{html.escape(study_note)}</p>"
-            f"<h2>Figures</h2>{imgs}</body></html>")
+    figures_html = [(f.stem, _embedded(f)) for f in figures if f.exists()]
+    page = TEMPLATES.get_template("report.html").render(
+        profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, train_rows=train_rows,
+        metrics_header=m_header, metrics_rows=m_rows, definitions=definitions, claim_header=claim_header,
+        claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
+        study_note=study_note, figures=figures_html)
     html_path = out_dir / "report.html"
     html_path.write_text(page)
     (out_dir / "claims.json").write_text(json.dumps([asdict(c) for c in claims], indent=2) + "\n")

@@ -27,94 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-WORKER = r"""
-import json, resource, statistics, sys, time
-import torch
-args = json.loads(sys.argv[1])
-from safin.runtime.cpu_memory import allocator, keep_freed_memory
-if args["path"] == "fast":  # the reference implementations run with the C library's defaults
-    keep_freed_memory()
-torch.manual_seed(0)
-import baselines
-from safin.methods import resolve_device
-device = resolve_device(args["device"])
-if device.type == "cuda":
-    torch.backends.cudnn.benchmark = True  # as the trainer outside deterministic mode
-kw = {"encoder_weights": "random"}
-m = baselines.build(args["method"], **kw)
-naive = args["path"] == "naive"
-for mod in m.modules():
-    if hasattr(mod, "memory_efficient"):
-        mod.memory_efficient = not naive
-if hasattr(m, "naive"):
-    m.naive = naive
-m = m.to(device).eval()
-if not naive:
-    m.set_compute(args["precision"])
-out = {"method": args["method"], "size": args["size"], "path": args["path"], "device": str(device),
-       "threads": torch.get_num_threads(), "dtype": str(m.compute_dtype).removeprefix("torch."),
-       "channels_last": m.channels_last, "allocator": allocator()}
-if args["mode"] == "train":
-    from safin.runtime.precision import autocast
-    m.train()
-    opt = torch.optim.Adam(m.trainable(), lr=1e-4, fused=device.type == "cuda" or None)  # as the trainer
-    b, s = args["batch"], args["size"]
-    c, st = torch.rand(b, 3, s, s, device=device), torch.rand(b, 3, s, s, device=device)
-    c, st = m._layout(c), m._layout(st)
-    losses = torch.compile(m.losses) if args.get("compile") else m.losses
-    out["compiled"] = bool(args.get("compile"))
-    def step():
-        with autocast(device, m.compute_dtype):
-            loss = losses(c, st)["total"]
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    if device.type == "cuda":  # steps queue on the device as in the trainer: time them together
-        for _ in range(args["warmup"]):
-            step()
-        torch.cuda.synchronize()
-        out["warmup_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
-        for _ in range(args["runs"]):
-            step()
-        torch.cuda.synchronize()
-        out["median_s"] = (time.perf_counter() - t) / args["runs"]
-        out["timing"] = f"mean of {args['runs']} consecutive steps"
-    else:
-        times = []
-        for i in range(args["warmup"] + args["runs"]):
-            t = time.perf_counter()
-            step()
-            if i >= args["warmup"]: times.append(time.perf_counter() - t)
-        out["median_s"] = statistics.median(times)
-        out["timing"] = f"median of {args['runs']} steps"
-    out["images_per_s"] = b / out["median_s"]
-    from evaluation.speed import compute_rates
-    out.update(compute_rates(args["method"], b, s, out["median_s"], device, out["dtype"]))
-else:
-    s = args["size"]
-    c, st = torch.rand(1, 3, s, s, device=device), torch.rand(1, 3, s, s, device=device)
-    times = []
-    with torch.inference_mode():
-        for i in range(args["warmup"] + args["runs"]):
-            if i == args["warmup"] and device.type == "cuda":  # the timed runs' peak: cudnn's autotuning
-                out["warmup_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20  # tries big workspaces
-                torch.cuda.reset_peak_memory_stats()
-            t = time.perf_counter()
-            m(c, st)
-            if device.type == "cuda": torch.cuda.synchronize()
-            if i >= args["warmup"]: times.append(time.perf_counter() - t)
-    out["median_s"] = statistics.median(times)
-    if args.get("breakdown"):
-        from evaluation.speed import part_times
-        with torch.inference_mode(), part_times(m, device) as parts:
-            t = time.perf_counter(); m(c, st); total = time.perf_counter() - t
-        out["parts_s"] = {**parts, "transform and rest": max(total - sum(parts.values()), 0.0)}
-out["peak_mib"] = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-                   else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-print("RESULT " + json.dumps(out))
-"""
-
-
 @contextlib.contextmanager
 def part_times(model, device):
     """Wall time spent in the leaf layers of ``model.encoder`` and of ``model.decoder(s)``, measured
@@ -242,7 +154,7 @@ def run_one(method: str, size: int, path: str, *, mode: str = "infer", runs: int
             "compile": compile}
     base = {"method": method, "size": size, "path": path, "mode": mode}
     try:
-        proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(args)], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "evaluation.speed_worker", json.dumps(args)], capture_output=True, text=True,
                               timeout=timeout, cwd=Path(__file__).resolve().parents[1])
     except subprocess.TimeoutExpired:
         return {**base, "error": f"time limit {timeout:.0f} s exceeded"}

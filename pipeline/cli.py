@@ -379,8 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: commands whose process keeps freed CPU memory for reuse (safin.runtime.cpu_memory: measured 1.2-1.5x
-#: faster inference on the CPU); training keeps the C library's default (not measured with it)
+#: commands whose process keeps freed CPU memory for reuse (safin.runtime.cpu_memory; docs/performance.md); training keeps the C library's default (not measured with it)
 KEEP_FREED_MEMORY = {"stylize", "stylize-pairs", "evaluate", "bench"}
 
 

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evaluation.metrics import DESCRIPTION, DIRECTION, bootstrap_ci, features, pair_metrics
+from evaluation.metrics import DESCRIPTION, DIRECTION, features, pair_metrics
+from evaluation.statistics import bootstrap_ci
 from safin.io.images import load_image
+from safin.io.weights import fetch
 
 
 def evaluate(params: dict) -> dict:
     e, s = params["evaluate"], params["stylize"]
+    for asset in ("vgg19_normalised", "alexnet"):  # the metrics' networks (fetched by stage fetch_weights)
+        fetch(asset)
     stylized = Path(s["out"])
     inputs = stylized / "inputs"
     n_pairs = len(sorted(inputs.glob("*_content.png")))

@@ -35,6 +35,9 @@ def _worker(params_path: str, setting: str, out: Path, pairs: int) -> None:
     from .train import config_from_params
     from safin.training import train
 
+    from safin.io.weights import ensure_encoder_weights
+
+    ensure_encoder_weights("normalised")
     if cpu_isa.active_isa() != setting:
         raise SystemExit(f"isa-check: asked for {setting}, but PyTorch runs {cpu_isa.active_isa()} kernels")
     params = copy.deepcopy(load_params(params_path))

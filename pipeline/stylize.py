@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 import baselines
+from safin.io.weights import ensure_encoder_weights
 from safin.io.images import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image
 from safin.methods import InputError, StyleTransfer, load_weights, resolve_device
 
@@ -35,6 +36,7 @@ def build_model(method: str, *, checkpoint: str | None = None, reference: Sequen
                 encoder_weights: str = "normalised", device: str = "auto",
                 precision: str = "auto") -> StyleTransfer:
     """The method ready for inference on ``device``; ``precision`` as :meth:`StyleTransfer.set_compute`."""
+    ensure_encoder_weights(encoder_weights)
     model = baselines.build(method, encoder_weights=encoder_weights)
     if checkpoint:
         load_weights(model, checkpoint)

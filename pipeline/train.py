@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import baselines  # noqa: F401  (registers every method)
+from safin.io.weights import ensure_encoder_weights
 from safin.training import TrainConfig, train
 
 #: keys of ``method_overrides`` that are trainer settings; the rest go to the method's constructor
@@ -57,7 +58,9 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
 
 
 def run(params: dict[str, Any], method: str, **overrides) -> dict:
-    summary = train(config_from_params(params, method, **overrides))
+    cfg = config_from_params(params, method, **overrides)
+    ensure_encoder_weights(cfg.encoder_weights)
+    summary = train(cfg)
     if summary.get("images_per_s"):
         print(f"{method}: {summary['iterations']} iterations, {summary['images_per_s']:.2f} images/s on "
               f"{summary['device']}, final losses {summary['final_losses']}")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from evaluation.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, better, check_claims, read_per_pair, similar
-from evaluation.metrics import DIRECTION, bootstrap_ci, hist_chi2, pair_metrics
+from evaluation.metrics import DIRECTION, hist_chi2, pair_metrics
+from evaluation.statistics import bootstrap_ci
 
 METHODS = ("safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct")
 

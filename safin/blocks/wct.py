@@ -12,7 +12,7 @@ from safin.runtime.precision import full_precision
 
 def _eigh(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.linalg.eigh``; on the CPU single-threaded: for the <= 512x512 matrices of WCT one
-    thread is faster (measured 0.03 s vs 0.12 s at 512x512 float64 on 2 cores), and a multi-threaded
+    thread is faster (docs/performance.md), and a multi-threaded
     LAPACK call degrades badly (seconds) when the cores are busy with other work."""
     if cov.device.type != "cpu" or cov.shape[-1] > 1024:
         return torch.linalg.eigh(cov)
@@ -74,7 +74,8 @@ def whiten_colour(content: torch.Tensor, style: torch.Tensor, *, eps: float = 1e
     below ``eps`` cut, whitening and colouring folded into one C×C matrix applied in one pass. On the
     CPU, maps in channels-last layout (what a ``channels_last`` encoder produces) go through oneDNN:
     the Gram matrix as a 1×1 convolution's weight gradient and the C×C matrix as a 1×1 convolution
-    (measured 2–3x faster than the BLAS matrix product here, same float32 accuracy); the content and
+    (faster than the BLAS matrix product on the CPUs measured, docs/performance.md; same float32
+    accuracy); the content and
     style eigendecompositions run concurrently, one core each. The output keeps the content's layout.
     ``naive=True`` is what PytorchWCT does: float64 ``torch.svd`` on the CPU.
     ``content_identity`` adds I to the content covariance (PytorchWCT's deviation from the official
@@ -118,7 +119,7 @@ def _conv1x1_in_bands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                       band_bytes: int = 2 << 20) -> torch.Tensor:
     """weight @ x + bias at every position of a channels-last (C, H, W) map, as oneDNN 1x1
     convolutions over bands of rows of about ``band_bytes``: one convolution over a large map was
-    measured 2.8x slower here (relu1_1 at 512²: 24 ms vs 8.7 ms; relu4_1: equal)."""
+    slower on the CPUs measured (docs/performance.md)."""
     c, h, w = x.shape
     x4 = _batch_of_one(x)
     kernel = weight.reshape(weight.shape[0], c, 1, 1)
@@ -134,7 +135,7 @@ def _conv1x1_in_bands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 
 def _batch_of_one(x: torch.Tensor) -> torch.Tensor:
     """(1, C, H, W) view of a channels-last (C, H, W) map with the canonical batch stride: with the
-    stride ``x[None]`` gives that size-1 dimension, oneDNN takes a slow generic kernel (measured 25x)."""
+    stride ``x[None]`` gives that size-1 dimension, oneDNN takes a slow generic kernel (docs/performance.md)."""
     c, h, w = x.shape
     return x.as_strided((1, c, h, w), (c * h * w, *x.stride()))
 
@@ -145,7 +146,7 @@ def _mean_cov_map(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if not _onednn_layout(x):
         return _mean_cov(x.reshape(c, -1))
     # Σ_p x_p x_pᵀ is the weight gradient of a 1x1 convolution whose input and output gradient are
-    # both x: oneDNN's kernel for it (its bias gradient, Σ_p x_p, measured 3x slower than a sum)
+    # both x: oneDNN's kernel for it (its bias gradient, Σ_p x_p, is slower than a sum)
     x4 = _batch_of_one(x)
     gram = torch.ops.aten.convolution_backward(
         x4, x4, x4.new_empty(c, c, 1, 1), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False])[1]
@@ -179,7 +180,7 @@ _EIGH_POOL: ThreadPoolExecutor | None = None
 def _sym_sqrts(jobs: list[tuple[torch.Tensor, bool]], eps: float) -> list[torch.Tensor]:
     """:func:`_sym_sqrt` of each (matrix, inverse). On the CPU the decompositions run concurrently,
     one thread each (a single LAPACK call on these <= 512x512 matrices does not use 2 cores well:
-    measured 0.020 s for two 512x512 float32 ones in parallel vs 0.035 s one after the other)."""
+    docs/performance.md)."""
     global _EIGH_POOL
     cov0 = jobs[0][0]
     if len(jobs) < 2 or cov0.device.type != "cpu" or torch.get_num_threads() < 2 or cov0.shape[-1] < 128:
@@ -187,7 +188,7 @@ def _sym_sqrts(jobs: list[tuple[torch.Tensor, bool]], eps: float) -> list[torch.
     if _EIGH_POOL is None:
         _EIGH_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safin-eigh")
     # pinned once here, from this thread; the worker calls eigh unpinned: torch's thread count is
-    # per-thread under OpenMP (likely why): pinning from the worker too was measured ~0.015 s slower per WCT
+    # per-thread under OpenMP (likely why): pinning from the worker too was slower per WCT
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

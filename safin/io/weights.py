@@ -429,6 +429,13 @@ def load_encoder_weights(encoder: torch.nn.Module, weights: str | dict = "normal
     return load_encoder_state(encoder, weights)
 
 
+def ensure_encoder_weights(weights) -> None:
+    """Fetch (if not cached) the asset behind an encoder-weights name: what a command that builds a
+    model calls first, since the constructors only read the cache. State dicts and ``"random"`` need nothing."""
+    if isinstance(weights, str) and weights in ENCODER_WEIGHTS:
+        fetch(ENCODER_WEIGHTS[weights])
+
+
 def vgg19_encoder(normalised: bool = True, last: str = "relu5_4") -> VGG19Encoder:
     """A frozen :class:`VGG19Encoder` with the pretrained (by default normalised) weights, from the cache."""
     return load_encoder_weights(VGG19Encoder(last=last), "normalised" if normalised else "plain").eval()

@@ -46,7 +46,7 @@ class TwoLevelTransform(nn.Module):
 class SANetBase(StyleTransfer):
     """SANet's base network with the fusion block a subclass chooses (see the module docstring)."""
 
-    # the unscaled attention softmax is sharp: bf16-rounded encoder features flip it (docs/methods.md)
+    # the unscaled attention softmax is sharp: bf16-rounded encoder features flip it (docs/performance.md)
     bf16_encoder = False
     size_multiple = 16
     min_side = 32

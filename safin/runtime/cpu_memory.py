@@ -4,8 +4,7 @@ glibc serves each allocation above ``M_MMAP_THRESHOLD`` (128 KiB, adaptive up to
 fresh ``mmap`` and unmaps it on free, so every large activation of every forward pass is
 page-faulted and zeroed again by the kernel. Raising that threshold and the trim threshold keeps
 the freed buffers in the heap for the next pass (what PyTorch's CPU tuning guide gets from jemalloc
-or tcmalloc). Measured here (2 cores, 512² content and style, inference): AdaIN 0.77 -> 0.50 s,
-SAFIN 1.62 -> 1.35 s, WCT 3.64 -> 2.55 s; peak RSS 1.27 -> 1.49 GiB.
+or tcmalloc). What it gains, measured: docs/performance.md.
 
 The ``safin`` command turns it on for its process; ``SAFIN_MALLOC=default`` leaves glibc's defaults.
 A no-op (returns False) where the C library is not glibc.

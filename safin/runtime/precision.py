@@ -56,8 +56,8 @@ def resolve_precision(precision: str, device: torch.device | str) -> torch.dtype
 
 def resolve_channels_last(channels_last: bool | str | None, device: torch.device | str,
                           dtype: torch.dtype | None = None) -> bool:
-    """``"auto"``/None = on for CUDA and CPU (oneDNN convolutions are faster in NHWC: measured 1.4x
-    for AdaIN at 512² on this project's CPU), off elsewhere and for float64 (oneDNN has no float64
+    """``"auto"``/None = on for CUDA and CPU (oneDNN convolutions are faster in NHWC:
+    docs/performance.md), off elsewhere and for float64 (oneDNN has no float64
     kernels; PyTorch's own float64 convolution is an NCHW im2col + BLAS product)."""
     if isinstance(channels_last, bool):
         return channels_last
