@@ -13,7 +13,7 @@ Two checks, both against ``metrics/reference/ci.json`` (written by ``safin regre
 
 The ``ci`` profile computes in float64, so these numbers do not depend on the CPU's instruction set
 (``safin isa-check`` measures that); the tolerances in ``params.yaml`` are set from that measured
-spread (README, "CI metric-regression gate"). Update the reference with ``safin regression --update``
+spread (docs/evaluation.md, "CI metric-regression gate"). Update the reference with ``safin regression --update``
 after an intended change.
 """
 from __future__ import annotations
