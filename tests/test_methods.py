@@ -238,3 +238,18 @@ def test_losses_with_one_plain_pass_equal_separate_encoder_passes(models, name, 
     for key, value in ref.items():
         assert torch.allclose(ours[key], value, rtol=1e-4, atol=1e-6), (key, ours[key], value)
     assert ref["style"] > 0
+
+
+def test_sanet_safin_keeps_its_safin_modules_under_their_own_names_and_reads_the_old_ones():
+    import baselines
+
+    m = baselines.build("sanet_safin", encoder_weights="random")
+    keys = [k for k in m.state_dict() if k.startswith("transform.")]
+    assert any(k.startswith("transform.safin4_1.") for k in keys)
+    assert not any(k.startswith("transform.sanet") for k in keys)
+    old = {k.replace("transform.safin", "transform.sanet"): v + 1 for k, v in m.state_dict().items()
+           if not k.startswith("encoder.")}
+    fresh = baselines.build("sanet_safin", encoder_weights="random")
+    fresh.load_state_dict(old, strict=False)
+    for k, v in old.items():
+        assert torch.equal(fresh.state_dict()[k.replace("transform.sanet", "transform.safin")], v)

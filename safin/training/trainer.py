@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from safin.io.files import atomic_write_text
 from safin.methods import METHODS, StyleTransfer, resolve_device, save_weights, trained_state
 from safin.runtime import cpu_isa
 from safin.runtime.cpu_isa import portable_init
@@ -73,7 +74,7 @@ def _truncate_live_logs(live_dir: Path, step: int) -> None:
         header, rows = lines[0], lines[1:]
         col = header.split("\t").index("step")
         kept = [r for r in rows if int(r.split("\t")[col]) < step]
-        tsv.write_text("\n".join([header, *kept]) + "\n")
+        atomic_write_text(tsv, "\n".join([header, *kept]) + "\n")
 
 
 class Interrupted(Exception):
@@ -291,7 +292,7 @@ class Trainer:
             summary["images_per_s"] = json.loads(previous.read_text()).get("images_per_s")
         if self.rank == 0:
             save_weights(self.model, out / "weights.pt", iteration=self.iteration, config=dataclasses.asdict(cfg))
-            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
             if self.live is not None:
                 self.live.end()
         if self.world > 1:
