@@ -93,7 +93,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 2
     try:
         run(load_params(args.params), args.method, **{**settings, "max_iter": args.max_iter, "device": args.device,
-                                                         "out_dir": args.out_dir, "progress": not args.no_progress})
+                                                         "out_dir": args.out_dir, "progress": not args.no_progress,
+                                                         "on_mismatch": args.on_mismatch})
     except KeyboardInterrupt:
         print("training interrupted; the checkpoint is saved: rerun the same command to resume", file=sys.stderr)
         return 130
@@ -306,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
     s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
     s.add_argument("--no-progress", action="store_true")
+    choice = s.add_mutually_exclusive_group()
+    choice.add_argument("--restart", action="store_const", const="restart", dest="on_mismatch",
+                        help="the last checkpoint is of another recipe or code: set it aside, start at 0")
+    choice.add_argument("--resume-anyway", action="store_const", const="resume", dest="on_mismatch",
+                        help="the last checkpoint is of another recipe or code: resume it, recorded in summary.json")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="override any train.* key for this run, value in YAML (repeatable), e.g. "
                         "--set compile=true --set deterministic=false --set num_workers=8 --set live=false")

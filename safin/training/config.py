@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass
@@ -32,20 +31,32 @@ class TrainConfig:
     progress: bool = True
     live: bool = True                     # log losses with dvclive (off: throughput runs without dvclive)
 
+    on_mismatch: str = "stop"             # a checkpoint of another recipe/code: stop | restart | resume
+
+    #: recipe values a checkpoint must share to be resumed (not out_dir, max_iter, workers, device, ...)
+    RECIPE_KEYS = ("method", "batch_size", "lr", "lr_decay", "crop", "seed", "precision", "encoder_weights",
+                   "method_kwargs")
+
+    def recipe(self) -> dict:
+        """The recipe values, plus the encoder weights' pinned tensor sha256 when they are named."""
+        from safin.io.weights import ENCODER_WEIGHTS, REGISTRY
+
+        out = {k: getattr(self, k) for k in self.RECIPE_KEYS}
+        if self.encoder_weights in ENCODER_WEIGHTS:
+            out["encoder_tensor_sha256"] = REGISTRY[ENCODER_WEIGHTS[self.encoder_weights]].tensor_sha256
+        return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+    def code(self) -> dict[str, str]:
+        """``{module: digest}`` of the code that can change this method's training arithmetic
+        (:func:`safin.training.code.training_code_digest`)."""
+        from safin.methods import METHODS
+        from safin.training.code import training_code_digest
+
+        if self.method not in METHODS:
+            raise KeyError(f"method {self.method!r} is not registered ({sorted(METHODS)}); `import baselines` first")
+        return training_code_digest(METHODS[self.method].__module__)
+
     def fingerprint(self) -> str:
-        """What must match for a checkpoint to be resumed: the recipe (not out_dir, max_iter, workers,
-        ...) and the model/trainer code, so a checkpoint of changed code is never resumed."""
-        keys = ("method", "batch_size", "lr", "lr_decay", "crop", "seed", "encoder_weights", "method_kwargs")
-        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=str)
-        return hashlib.sha256((blob + code_hash()).encode()).hexdigest()[:16]
-
-
-def code_hash() -> str:
-    """sha256 over the sources of the ``safin`` and ``baselines`` packages (every ``.py``, by path)."""
-    h = hashlib.sha256()
-    root = Path(__file__).resolve().parents[2]
-    for pkg in (root / "safin", root / "baselines"):
-        for f in sorted(pkg.rglob("*.py")):
-            h.update(f.relative_to(root).as_posix().encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
+        """What must match for a checkpoint to be resumed: the recipe and the method's training code."""
+        blob = json.dumps({"recipe": self.recipe(), "code": self.code()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -77,6 +78,10 @@ def _truncate_live_logs(live_dir: Path, step: int) -> None:
         atomic_write_text(tsv, "\n".join([header, *kept]) + "\n")
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss or a weight became NaN or infinite: the run stops instead of training on garbage."""
+
+
 class Interrupted(Exception):
     """Raised in the training loop by SIGTERM: the run saves a checkpoint and stops."""
 
@@ -98,6 +103,8 @@ class Trainer:
         self.pending = None  # (iteration, loss names, loss values on the device, lr) not yet logged
         self.live = None
         self.bar = None
+        self.resumed_despite: list[str] = []  # differences the user chose to resume across
+        self.last_checkpoint: Path | None = None
 
     # --- setup ------------------------------------------------------------------------------------
     def setup_process(self) -> None:
@@ -141,12 +148,36 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda i: 1.0 / (1.0 + cfg.lr_decay * i))
 
     def resume(self) -> None:
-        """Load the newest valid checkpoint of this config, if any (problems met are logged)."""
-        ckpt, problems = checkpoints.find_resumable(self.cfg)
+        """Resume the newest valid checkpoint of this run, if any. A checkpoint of another recipe or
+        other code stops the run with the differences and the two choices (``cfg.on_mismatch``):
+        ``restart`` (set the old checkpoints aside, start at 0) or ``resume`` (go on, recorded)."""
+        cfg = self.cfg
+        for f in checkpoints.remove_partial(cfg):
+            log.info("removed %s, the remains of a checkpoint write that was killed", f)
+        ckpt, problems = checkpoints.find_latest(cfg)
         for p in problems:
             log.warning(p)
         if ckpt is None:
             return
+        # unreadable checkpoints numbered above the one resumed would outrank the new ones: set aside
+        for moved in checkpoints.set_aside(cfg, "rejected", newer_than=ckpt["iteration"]):
+            log.warning("unreadable checkpoint moved to %s", moved)
+        diff = checkpoints.differences(cfg, ckpt)
+        if diff and cfg.on_mismatch == "restart":
+            moved = checkpoints.set_aside(cfg, "superseded")
+            log.warning("%s: %s; restarting from iteration 0 (--restart); the %d old checkpoints are in %s",
+                        ckpt["path"], "; ".join(diff), len(moved), moved[0].parent if moved else "-")
+            return
+        if diff and cfg.on_mismatch != "resume":
+            raise checkpoints.CheckpointMismatch(
+                f"{ckpt['path']} (iteration {ckpt['iteration']}) was written with {'; '.join(diff)}. Nothing was "
+                f"changed or deleted. Rerun with --restart to start from iteration 0 (the old checkpoints are "
+                f"moved to {checkpoints.checkpoint_dir(cfg) / 'superseded'}), or with --resume-anyway to continue "
+                f"from iteration {ckpt['iteration']} (recorded in summary.json).")
+        if diff:
+            self.resumed_despite = diff
+            log.warning("%s: resuming despite %s (--resume-anyway; recorded in summary.json)", ckpt["path"],
+                        "; ".join(diff))
         missing, unexpected = self.model.load_state_dict(ckpt["model"], strict=False)
         assert not unexpected and all(k.startswith("encoder.") for k in missing), (missing, unexpected)
         self.opt.load_state_dict(ckpt["optimizer"])
@@ -154,8 +185,10 @@ class Trainer:
         checkpoints.set_rng_state(ckpt["rng"])
         self.start = self.iteration = ckpt["iteration"]
         self.last = dict(ckpt.get("last_losses", {}))
+        self.resumed_despite = list(ckpt.get("resumed_despite", [])) + self.resumed_despite
+        self.last_checkpoint = Path(ckpt["path"])
         if self.rank == 0:
-            log.info("resuming %s from iteration %d (%s)", self.cfg.method, self.start, ckpt["path"])
+            log.info("resuming %s from iteration %d (%s)", cfg.method, self.start, ckpt["path"])
 
     def wrap_for_losses(self) -> None:
         """The module whose forward is the losses: DDP across processes, optionally compiled."""
@@ -228,7 +261,11 @@ class Trainer:
             return
         step, names, values, lr = self.pending
         self.pending = None
-        self.last = dict(zip(names, values.tolist()))
+        losses = dict(zip(names, values.tolist()))
+        if not all(math.isfinite(v) for v in losses.values()):
+            self.diverged(f"the loss is not finite at iteration {step} "
+                          f"({', '.join(f'{k}={v:.4g}' for k, v in losses.items())})")
+        self.last = losses
         self.bar.set_postfix(loss=f"{self.last['total']:.4g}")
         if self.live is not None:
             self.live.step = step
@@ -236,9 +273,22 @@ class Trainer:
                 self.live.log_metric(f"loss/{k}", v, plot=True)
             self.live.log_metric("lr", lr, plot=True)
 
+    def diverged(self, what: str) -> None:
+        """Stop: nothing after the last good checkpoint is saved."""
+        if self.last_checkpoint is not None:
+            where = f"the last good checkpoint is {self.last_checkpoint} (iteration {self.last_checkpoint.stem.split('_')[1].lstrip('0') or 0})"
+        else:
+            where = "no checkpoint was written before it"
+        raise TrainingDiverged(f"{self.cfg.method}: training stopped: {what}; {where}. Lower the learning rate "
+                               f"or check the data; a rerun resumes from the last good checkpoint.")
+
     def save_checkpoint(self) -> None:
-        """Everything a resumed run needs, at the current iteration; then prune old checkpoints."""
+        """Everything a resumed run needs, at the current iteration; then prune old checkpoints. Weights
+        that are no longer finite are never saved (:meth:`diverged`)."""
         self.record()
+        bad = [n for n, p in self.model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+        if bad:
+            self.diverged(f"weights are not finite after iteration {self.iteration - 1} ({', '.join(bad[:3])})")
         if self.live is not None:
             self.live.step = self.iteration
             self.live.make_summary()
@@ -248,9 +298,11 @@ class Trainer:
         checkpoints.save({"model": trained_state(self.model), "optimizer": self.opt.state_dict(),
                           "scheduler": self.sched.state_dict(), "rng": checkpoints.rng_state(),
                           "iteration": self.iteration, "sampler_position": self.iteration * cfg.batch_size,
-                          "fingerprint": cfg.fingerprint(), "config": dataclasses.asdict(cfg), "path": str(path),
-                          "last_losses": self.last}, path)
-        checkpoints.prune(cfg)
+                          "fingerprint": cfg.fingerprint(), "recipe": cfg.recipe(), "code": cfg.code(),
+                          "config": dataclasses.asdict(cfg), "path": str(path), "last_losses": self.last,
+                          "resumed_despite": self.resumed_despite}, path)
+        self.last_checkpoint = path
+        checkpoints.prune(cfg, current=path)
 
     def loop(self) -> None:
         """Every batch of the loader; a checkpoint every ``checkpoint_every`` iterations and at the end.
@@ -287,6 +339,8 @@ class Trainer:
                               f"cpu ({cpu_isa.describe()}; {torch.get_num_threads()} threads)"),
                    "precision": str(self.compute_dtype).removeprefix("torch."), "channels_last": self.channels_last,
                    "world_size": self.world, "final_losses": self.last, "weights": str(out / "weights.pt")}
+        if self.resumed_despite:
+            summary["resumed_despite"] = self.resumed_despite
         previous = out / "summary.json"
         if not done and previous.exists():  # nothing left to train: keep the throughput measured before
             summary["images_per_s"] = json.loads(previous.read_text()).get("images_per_s")
