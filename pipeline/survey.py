@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from survey import figures
@@ -43,7 +44,13 @@ def tally_stage(params: dict) -> dict:
         print(f"{s['responses']}: no responses yet; tallying a SIMULATED study so the stage runs end to end")
         files = [simulate_responses(params, out / "simulated_responses.csv")]
     cfg = study_config(params)
-    resp = read_responses(files, set(cfg.questions))
+    participants = {p.participant for p in make_plan(cfg)}  # ids are p01.. in every plan of this config
+    resp = read_responses(files, set(cfg.questions), participants)
+    for problem in resp.problems:
+        print(f"survey tally: {problem}", file=sys.stderr)
+    if resp.problems:
+        print(f"survey tally: {len(resp.problems)} problem(s) in the responses; the tally lists them under "
+              f"invalid_rows", file=sys.stderr)
     doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets,
                                   n_bootstrap=int(s["bootstrap"]), seed=int(s["seed"])))
     doc["files"] = [str(f) for f in files]

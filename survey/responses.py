@@ -37,40 +37,32 @@ class Responses:
         return any(r["simulated"] for r in self.rows)
 
 
-def read_responses(paths: list[Path], questions: set[str] | None = None) -> Responses:
+def read_responses(paths: list[Path], questions: set[str] | None = None,
+                   participants: set[str] | None = None) -> Responses:
     """Read and validate one or more CSV files (server export and/or static-form files).
 
-    Rows that break the schema are dropped and reported (file, line, reason); a file without the
-    required columns is an error naming the file. Exact duplicate answers (the same participant, set,
-    kind and question twice) keep the first and are reported.
+    Nothing is dropped silently and nothing crashes: a file that cannot be read (not UTF-8, not the
+    schema's columns) is skipped and reported with its name; a row that breaks the schema is dropped
+    and reported with file, line and reason — a truncated row, an unreadable value, an unknown
+    participant (when ``participants``, the plan's ids, is given), an unknown question, a chosen method
+    that was not displayed. Exact duplicate answers (the same participant, set, kind and question twice)
+    keep the first and are reported.
     """
     rows, problems, seen = [], [], set()
     for path in paths:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = set(COLUMNS[:6]) - set(reader.fieldnames or [])
-            if missing:
-                raise ResponseError(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}")
-            for line, r in enumerate(reader, start=2):
-                where = f"{path}:{line}"
-                try:
-                    order = [m for m in r["displayed_order"].split(";") if m]
-                    row = {"participant": r["participant"].strip(), "set": int(r["set"]), "kind": r["kind"].strip(),
-                           "question": r["question"].strip(), "chosen": r["chosen"].strip(), "order": order,
-                           "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""),
-                           "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True")}
-                except (ValueError, KeyError, AttributeError) as e:
-                    problems.append(f"{where}: unreadable row ({e})")
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = set(COLUMNS[:6]) - set(reader.fieldnames or [])
+                if missing:
+                    problems.append(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}; file skipped")
                     continue
-                if not row["participant"]:
-                    problems.append(f"{where}: no participant id")
-                elif row["kind"] not in KINDS:
-                    problems.append(f"{where}: kind {row['kind']!r} is not one of {sorted(KINDS)}")
-                elif questions and row["question"] not in questions:
-                    problems.append(f"{where}: unknown question {row['question']!r}")
-                elif row["chosen"] not in row["order"]:
-                    problems.append(f"{where}: chosen {row['chosen']!r} was not displayed ({row['order']})")
-                else:
+                for line, r in enumerate(reader, start=2):
+                    where = f"{path}:{line}"
+                    problem, row = _check_row(r, questions, participants)
+                    if problem:
+                        problems.append(f"{where}: {problem}")
+                        continue
                     key = (row["participant"], row["set"], row["kind"], row["question"])
                     if key in seen:
                         problems.append(f"{where}: duplicate answer of {row['participant']} to set {row['set']} "
@@ -78,7 +70,36 @@ def read_responses(paths: list[Path], questions: set[str] | None = None) -> Resp
                         continue
                     seen.add(key)
                     rows.append(row)
+        except (UnicodeDecodeError, csv.Error, OSError) as e:
+            problems.append(f"{path}: unreadable ({type(e).__name__}: {e}); rows after the problem skipped")
     return Responses(rows, problems)
+
+
+def _check_row(r: dict, questions, participants) -> tuple[str | None, dict | None]:
+    """(problem, None) or (None, the parsed row)."""
+    if None in r.values() or None in r:
+        n = sum(v is not None for k, v in r.items() if k is not None)
+        return (f"truncated or malformed row ({n} of {len(r) - (None in r)} fields)" if None in r.values()
+                else "more fields than columns"), None
+    try:
+        order = [m for m in r["displayed_order"].split(";") if m]
+        row = {"participant": r["participant"].strip(), "set": int(r["set"]), "kind": r["kind"].strip(),
+               "question": r["question"].strip(), "chosen": r["chosen"].strip(), "order": order,
+               "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""),
+               "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True")}
+    except (ValueError, KeyError, AttributeError) as e:
+        return f"unreadable row ({e})", None
+    if not row["participant"]:
+        return "no participant id", None
+    if participants is not None and row["participant"] not in participants:
+        return f"unknown participant {row['participant']!r} (not in the study plan)", None
+    if row["kind"] not in KINDS:
+        return f"kind {row['kind']!r} is not one of {sorted(KINDS)}", None
+    if questions and row["question"] not in questions:
+        return f"unknown question {row['question']!r}", None
+    if row["chosen"] not in row["order"]:
+        return f"chosen {row['chosen']!r} was not displayed ({row['order']})", None
+    return None, row
 
 
 def write_responses(rows: list[dict], path: Path) -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from survey.design import BROKEN, StudyConfig, load_plan, make_plan, plan_participant, save_plan
-from survey.responses import ResponseError, read_responses, write_responses
+from survey.responses import read_responses, write_responses
 from survey.simulate import SimulationModel, population_shares, simulate
 from survey.tally import TallyConfig, cluster_bootstrap, tally
 
@@ -78,10 +78,30 @@ def test_incomplete_and_invalid_rows_are_reported(tmp_path):
     assert "p02" in doc["participants"]["excluded"]["incomplete"]
 
 
-def test_file_without_schema_is_a_clear_error(tmp_path):
-    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ResponseError, match="x.csv: missing column"):
-        read_responses([tmp_path / "x.csv"])
+def test_every_kind_of_malformed_response_is_reported_with_file_and_row_never_a_crash(tmp_path):
+    """Wrong columns, duplicated rows, an unknown participant, an answer naming a method that was not
+    displayed, a truncated last line, a file that is not UTF-8: each is one reported problem; the good
+    rows are all kept."""
+    cfg = StudyConfig(n_sets=4, n_participants=2, n_attention_checks=0, n_repeats=0)
+    plans = make_plan(cfg)
+    rows = simulate(plans, cfg, SimulationModel(seed=3))
+    good = write_responses(rows, tmp_path / "good.csv")
+    (tmp_path / "columns.csv").write_text("who,what\np01,safin\n")
+    header, first, second = good.read_text().splitlines()[:3]
+    unknown = first.replace("p01", "p99", 1)
+    not_shown = first.split(",")
+    not_shown[4] = "cyclegan"
+    (tmp_path / "bad_rows.csv").write_text("\n".join([header, first, unknown, ",".join(not_shown), second[:25]]))
+    (tmp_path / "latin1.csv").write_bytes((header + "\n").encode() + "p01,0,regular,best_stylization,caf\xe9".encode("latin-1"))
+    files = [good, tmp_path / "columns.csv", tmp_path / "bad_rows.csv", tmp_path / "latin1.csv"]
+    resp = read_responses(files, set(cfg.questions), {p.participant for p in plans})
+    assert len(resp.rows) == len(rows)
+    expected = {"columns.csv: missing column": 1, "bad_rows.csv:2: duplicate answer": 1,
+                "bad_rows.csv:3: unknown participant 'p99'": 1, "bad_rows.csv:4: chosen 'cyclegan' was not displayed": 1,
+                "bad_rows.csv:5: truncated or malformed row": 1, "latin1.csv: unreadable (UnicodeDecodeError": 1}
+    for needle, n in expected.items():
+        assert sum(needle in p for p in resp.problems) == n, (needle, resp.problems)
+    assert len(resp.problems) == len(expected)
 
 
 def test_two_way_cluster_bootstrap_shares_sum_to_one():

@@ -18,6 +18,12 @@ def sh(cmd, cwd, env):
     return res.stdout + res.stderr
 
 
+def dvc_status(repo, env) -> dict:
+    res = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory, real_cache):
     dst = tmp_path_factory.mktemp("clone") / "repo"
@@ -87,6 +93,37 @@ def test_dvc_repro_on_ci_profile(ci_run):
 
 
 @pytest.mark.slow
+def test_unrelated_edits_leave_training_alone_and_real_responses_retally(ci_run):
+    """Editing the survey tally or the downloader marks no training stage stale; a real responses file
+    re-tallies and the report switches from SIMULATED to the real study."""
+    repo, env, _ = ci_run
+    edited = [repo / "survey/tally.py", repo / "safin/io/download.py"]
+    originals = {f: f.read_text() for f in edited}
+    responses = repo / "data/survey/responses/study.csv"
+    try:
+        for f in edited:
+            f.write_text(f.read_text() + "\n# an unrelated edit\n")
+        status = dvc_status(repo, env)
+        assert "survey_tally" in status, status  # the check can see a stale stage
+        assert not [s for s in status if s.startswith("train")], status
+        for f, text in originals.items():
+            f.write_text(text)
+        rows = (repo / "outputs/survey/simulated_responses.csv").read_text().splitlines()
+        responses.write_text("\n".join([rows[0], *(r[:-1] + "0" for r in rows[1:])]) + "\n")  # simulated=0
+        status = dvc_status(repo, env)
+        assert set(status) == {"survey_tally"}, status
+        out = sh(["dvc", "repro", "report"], repo, env)
+        assert "Running stage 'survey_tally'" in out and "Running stage 'report'" in out
+        assert "Running stage 'train" not in out
+        assert json.loads((repo / "metrics/survey.json").read_text())["simulated"] is False
+        assert "SIMULATED" not in (repo / "reports/report.md").read_text()
+    finally:
+        for f, text in originals.items():
+            f.write_text(text)
+        responses.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
 def test_the_gate_holds_under_every_instruction_set_this_cpu_can_emulate(ci_run):
     """The gated computation (every method's ci training, 2 pairs stylized and measured) in a process
     capped at each older instruction set than this CPU's own (whose run is the test above), held
@@ -117,7 +154,11 @@ def test_the_gate_bites_on_an_injected_regression(ci_run):
     try:
         params.write_text(original.replace("adain: {content_weight: 1.0, style_weight: 10.0}",
                                            "adain: {content_weight: 1.0, style_weight: 10.1}"))
-        sh([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain"], repo, env)
+        # the checkpoint of the old recipe stops a plain rerun; --restart sets it aside (never deleted)
+        stopped = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain"], cwd=repo,
+                                 env=env, capture_output=True, text=True)
+        assert stopped.returncode == 1 and "--restart" in stopped.stderr, stopped.stderr[-2000:]
+        sh([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--restart"], repo, env)
         gate = subprocess.run([sys.executable, "-m", "pipeline.cli", "regression"], cwd=repo, env=env,
                               capture_output=True, text=True)
         print(gate.stdout)
