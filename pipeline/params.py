@@ -11,12 +11,45 @@ PARAMS = Path("params.yaml")
 PROFILES = Path("profiles")
 
 
+class ParamsError(KeyError):
+    """A key the pipeline needs is not in ``params.yaml`` (misspelt, or removed)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Params(dict):
+    """A section of ``params.yaml``: a missing key raises :class:`ParamsError` naming the file, the
+    dotted key and the keys that are there that look like it (a misspelling)."""
+
+    def __init__(self, data: Mapping, path: Path, prefix: str = ""):
+        super().__init__({k: Params(v, path, f"{prefix}{k}.") if isinstance(v, Mapping) else v
+                          for k, v in data.items()})
+        self._path, self._prefix = path, prefix
+
+    def __missing__(self, key):
+        import difflib
+
+        close = difflib.get_close_matches(str(key), [str(k) for k in self], n=2, cutoff=0.6)
+        hint = f" (found {', '.join(self._prefix + c for c in close)}: misspelt?)" if close else ""
+        raise ParamsError(f"{self._path}: {self._prefix}{key} is missing{hint}")
+
+
+yaml.SafeDumper.add_representer(Params, lambda dumper, data: dumper.represent_dict(dict(data)))
+
+
 def load_params(path: str | Path = PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no params file (run from the repository root, or pass --params)")
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return Params(data, path)
 
 
 def profile_names(profiles_dir: Path = PROFILES) -> list[str]:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 import baselines
 from safin.io.weights import ensure_encoder_weights
-from safin.io.images import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image
+from safin.io.images import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image, shown
 from safin.methods import InputError, StyleTransfer, load_weights, resolve_device
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,16 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
             with torch.inference_mode():
                 out = model(content, styles if len(styles) > 1 else styles[0], alpha=alpha,
                             preserve_color=preserve_color, weights=weights, masks=mask_t, style_cache=code_cache)
-        except ImageReadError as e:
-            failures.append(str(e))
-            log.error("skipped: %s", e)
+        except (ImageReadError, InputError) as e:
+            msg = str(e) if isinstance(e, ImageReadError) else f"{shown(content_path)}: {e}"
+            failures.append(msg)
+            log.error("skipped: %s", msg)
             continue
         target = output if single_file else output / output_name(content_path, group, ext)
         written.append(save_image(out, target))
     if failures:
-        log.error("%d job(s) failed; %d written", len(failures), len(written))
+        log.error("%d of %d job(s) skipped, %d written; skipped:\n  %s", len(failures), len(jobs), len(written),
+                  "\n  ".join(failures))
     return written
 
 

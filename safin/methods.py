@@ -326,5 +326,10 @@ def load_weights(model: StyleTransfer, path) -> dict:
                          f"checkpoints use --reference")
     if ckpt.get("method") not in (None, model.name):
         raise InputError(f"{path}: holds weights of method {ckpt['method']!r}, not {model.name!r}")
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); "
+                         f"a diverged run's weights cannot be used")
     load_into(model, state, str(path), drop=lambda k: k.startswith("encoder."))
     return ckpt.get("meta", {})

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from survey.design import BROKEN, StudyConfig, load_plan, make_plan, plan_participant, save_plan
 from survey.responses import read_responses, write_responses

@@ -53,9 +53,15 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     """``pairs.csv`` -> [(content file, style file)], paths relative to the sample folder."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    missing = {"content", "style"} - set(rows[0] if rows else {})
+    if not rows:
+        raise ValueError(f"{path}: no pairs (expected a header 'content,style' and one row per pair)")
+    missing = {"content", "style"} - set(rows[0])
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    for line, r in enumerate(rows, start=2):
+        for role in ("content", "style"):
+            if not r[role] or not (path.parent / r[role]).is_file():
+                raise ValueError(f"{path}:{line}: {role} {r[role]!r} does not exist under {path.parent}")
     return [(r["content"], r["style"]) for r in rows]
 
 

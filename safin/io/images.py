@@ -6,6 +6,7 @@ decodable image raises :class:`ImageReadError` naming the file and the problem.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from safin.io.files import atomic_path
+
+log = logging.getLogger(__name__)
 
 #: Paintings in WikiArt can be huge; allow up to 1 gigapixel (Pillow's default stops at ~179 MP).
 Image.MAX_IMAGE_PIXELS = 1_000_000_000
@@ -29,24 +32,51 @@ def is_image_name(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMAGE_SUFFIXES)
 
 
+def shown(path: str | os.PathLike) -> str:
+    """``path`` printable on any terminal: bytes that are not UTF-8 appear as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def open_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open ``path`` as an 8-bit RGB :class:`PIL.Image.Image`, orientation applied."""
+    """Open ``path`` as an 8-bit RGB :class:`PIL.Image.Image`, orientation applied. Anything that is
+    not a readable raster image raises :class:`ImageReadError`: one line naming the file and the problem.
+    An animated image gives its first frame (logged)."""
     path = Path(path)
+    name = shown(path)
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+            problem = "a broken symbolic link"
+        except RuntimeError:
+            problem = "a symbolic link loop"
+        except OSError as e:
+            problem = "a symbolic link loop" if e.errno == 40 else "a broken symbolic link"
+        raise ImageReadError(f"{name}: {problem}, not an image")
     if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
+        raise ImageReadError(f"{name}: no such file")
     if path.is_dir():
-        raise ImageReadError(f"{path}: is a directory, not an image")
+        raise ImageReadError(f"{name}: is a directory, not an image")
     if path.stat().st_size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
+        raise ImageReadError(f"{name}: empty file (0 bytes), not an image")
+    if path.suffix.lower() == ".svg":
+        raise ImageReadError(f"{name}: SVG is a vector format; convert it to PNG or JPEG first")
     try:
         with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                log.warning("%s: animated image (%d frames); using the first frame", name, im.n_frames)
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
     except UnidentifiedImageError as e:
-        raise ImageReadError(f"{path}: not an image file (unrecognised format)") from e
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"{path}: unreadable image ({e})") from e
+        head = path.read_bytes()[:256].lstrip().lower() if os.access(path, os.R_OK) else b""
+        what = " (it is HTML/XML text)" if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<svg")) else ""
+        raise ImageReadError(f"{name}: not an image file (unrecognised format){what}") from e
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{name}: refused, a decompression bomb ({e})") from e
+    except PermissionError as e:
+        raise ImageReadError(f"{name}: unreadable (permission denied)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{name}: unreadable image ({' '.join(str(e).split())})") from e
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
