@@ -19,11 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def expand_paths(spec: str) -> list[Path]:
-    """A file, a directory (its images, sorted) or a glob -> image paths; a clear error if none."""
+    """A file, a directory (its image names, sorted) or a glob -> image paths; a clear error if none.
+    Entries of a directory with an image name that are not readable files (a directory named ``x.jpg``,
+    a broken or looping link) are kept, so that stylizing reports them instead of dropping them."""
     p = Path(spec).expanduser()
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and is_image_name(f))
-    elif p.exists():
+        files = sorted(f for f in p.iterdir() if (is_image_name(f) or f.suffix.lower() == ".svg")
+                       and not f.name.startswith("."))
+    elif p.exists() or p.is_symlink():
         files = [p]
     else:
         files = sorted(Path(f) for f in glob.glob(os.path.expanduser(spec)) if Path(f).is_file())

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from safin.io.download import download
 from safin.io.files import atomic_path, sha256_file
-from safin.io.images import ImageReadError, is_image_name, open_rgb
+from safin.io.images import ImageReadError, is_image_name, open_rgb, shown
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,18 @@ def resolve_source(source: str, cache: Path, *, sha256: str | None = None, size:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Every file with an image suffix under ``folder``, sorted by relative path (hidden files skipped)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p)
+    """Every entry with an image suffix under ``folder``, sorted by relative path (hidden ones skipped).
+    Entries that are not readable files (a directory named ``x.jpg``, a broken or looping link) are
+    listed too, so that preparing them reports them instead of dropping them silently."""
+    return sorted(p for p in folder.rglob("*") if (is_image_name(p) or p.suffix.lower() == ".svg")
+                  and (p.is_file() or p.is_dir() or p.is_symlink())
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def other_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` that :func:`list_images` does not take (not image names), hidden ones aside."""
+    taken = set(list_images(folder))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p not in taken and not p.is_dir()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
@@ -187,14 +197,18 @@ class PrepareReport:
     prepared: int = 0
     reused: int = 0
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)   # files of the folder that are not image names
 
     def summary(self) -> str:
         s = (f"{self.source}: {self.found} images found, {self.selected} selected, {self.prepared} prepared, "
              f"{self.reused} already prepared, {len(self.unreadable)} unreadable")
         for row in self.unreadable[:10]:
-            s += f"\n  unreadable: {row['file']}: {row['reason']}"
+            s += f"\n  unreadable: {shown(row['file'])}: {row['reason']}"
         if len(self.unreadable) > 10:
             s += f"\n  ... and {len(self.unreadable) - 10} more (see unreadable.csv)"
+        if self.ignored:
+            s += (f"\n  {len(self.ignored)} other file(s) ignored, not image file names: "
+                  + ", ".join(shown(Path(f).name) for f in self.ignored[:5]) + (" ..." if len(self.ignored) > 5 else ""))
         return s
 
 
@@ -253,10 +267,12 @@ def prepare_images(
     if files is None:
         folder = resolve_source(source, cache, sha256=sha256, size=archive_size)
         candidates = list_images(folder)
+        ignored = [str(p) for p in other_files(folder)]
     else:
+        ignored = []
         folder = Path(source)
         candidates = sorted(files)
-    report = PrepareReport(source=source, found=len(candidates))
+    report = PrepareReport(source=source, found=len(candidates), ignored=ignored)
     chosen = deterministic_subset(candidates, n_images, seed)
     report.selected = len(chosen)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -288,11 +304,12 @@ def prepare_images(
     report.unreadable = [{"file": s, "reason": r} for s, r in sorted(failed.items())]
     failed_rel = {Path(s).relative_to(folder).as_posix() if Path(s).is_relative_to(folder) else Path(s).name
                   for s in failed}
-    with open(out_dir / "manifest.csv", "w", newline="") as f:
+    # file names that are not UTF-8 are written back byte for byte (surrogateescape)
+    with open(out_dir / "manifest.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         w = csv.writer(f)
         w.writerow(["source", "file"])
         w.writerows(r for r in rows if r[0] not in failed_rel)
-    with open(out_dir / "unreadable.csv", "w", newline="") as f:
+    with open(out_dir / "unreadable.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         w = csv.DictWriter(f, fieldnames=["file", "reason"])
         w.writeheader()
         w.writerows(report.unreadable)

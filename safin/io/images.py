@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,17 +62,24 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
     if path.suffix.lower() == ".svg":
         raise ImageReadError(f"{name}: SVG is a vector format; convert it to PNG or JPEG first")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse above the limit, not 2x it
+            im = Image.open(path)
+        with im:
             if getattr(im, "n_frames", 1) > 1:
                 log.warning("%s: animated image (%d frames); using the first frame", name, im.n_frames)
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
     except UnidentifiedImageError as e:
-        head = path.read_bytes()[:256].lstrip().lower() if os.access(path, os.R_OK) else b""
+        raw = path.read_bytes()[:256] if os.access(path, os.R_OK) else b""
+        for magic, kind in ((b"\x89PNG", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP")):
+            if raw.startswith(magic):
+                raise ImageReadError(f"{name}: a corrupt {kind} file (its header cannot be decoded)") from e
+        head = raw.lstrip().lower()
         what = " (it is HTML/XML text)" if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<svg")) else ""
         raise ImageReadError(f"{name}: not an image file (unrecognised format){what}") from e
-    except Image.DecompressionBombError as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageReadError(f"{name}: refused, a decompression bomb ({e})") from e
     except PermissionError as e:
         raise ImageReadError(f"{name}: unreadable (permission denied)") from e

@@ -57,8 +57,11 @@ class PairStream(Dataset):
         return int(self._perm_cache[key][pos])
 
     def _load(self, files: Sequence[Path], stream: int, p: int) -> torch.Tensor:
-        for attempt in range(len(files)):
+        # 2n consecutive positions span a whole epoch, so every readable file is among them
+        for attempt in range(2 * len(files)):
             path = files[self._index(stream, len(files), p + attempt)]
+            if path in self.unreadable:
+                continue
             try:
                 img = pil_to_tensor(open_rgb(path))
                 break
