@@ -106,6 +106,10 @@ def test_unrelated_edits_leave_training_alone_and_real_responses_retally(ci_run)
         status = dvc_status(repo, env)
         assert "survey_tally" in status, status  # the check can see a stale stage
         assert not [s for s in status if s.startswith("train")], status
+        # and training itself resumes its final checkpoint instead of starting again
+        rerun = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain"], cwd=repo,
+                               env=env, capture_output=True, text=True)
+        assert rerun.returncode == 0 and "resuming adain from iteration 4" in rerun.stderr, rerun.stderr[-2000:]
         for f, text in originals.items():
             f.write_text(text)
         rows = (repo / "outputs/survey/simulated_responses.csv").read_text().splitlines()
