@@ -152,19 +152,23 @@ class Trainer:
         other code stops the run with the differences and the two choices (``cfg.on_mismatch``):
         ``restart`` (set the old checkpoints aside, start at 0) or ``resume`` (go on, recorded)."""
         cfg = self.cfg
-        for f in checkpoints.remove_partial(cfg):
-            log.info("removed %s, the remains of a checkpoint write that was killed", f)
-        ckpt, problems = checkpoints.find_latest(cfg)
-        for p in problems:
-            log.warning(p)
+        if self.rank == 0:  # file operations on rank 0 only; the other ranks read after the barrier
+            for f in checkpoints.remove_partial(cfg):
+                log.info("removed %s, the remains of a checkpoint write that was killed", f)
+            ckpt, problems = checkpoints.find_latest(cfg)
+            for p in problems:
+                log.warning(p)
+            # unreadable checkpoints numbered above the one resumed would outrank the new ones: set aside
+            for moved in checkpoints.set_aside(cfg, "rejected", newer_than=ckpt["iteration"] if ckpt else -1):
+                log.warning("unreadable checkpoint moved to %s", moved)
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+        ckpt, problems = checkpoints.find_latest(cfg)  # rank 0 has set the unreadable ones aside
         if ckpt is None:
             return
-        # unreadable checkpoints numbered above the one resumed would outrank the new ones: set aside
-        for moved in checkpoints.set_aside(cfg, "rejected", newer_than=ckpt["iteration"]):
-            log.warning("unreadable checkpoint moved to %s", moved)
         diff = checkpoints.differences(cfg, ckpt)
         if diff and cfg.on_mismatch == "restart":
-            moved = checkpoints.set_aside(cfg, "superseded")
+            moved = checkpoints.set_aside(cfg, "superseded") if self.rank == 0 else []
             log.warning("%s: %s; restarting from iteration 0 (--restart); the %d old checkpoints are in %s",
                         ckpt["path"], "; ".join(diff), len(moved), moved[0].parent if moved else "-")
             return
