@@ -129,7 +129,7 @@ def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[st
 
     s = params["stylize"]
     sample_dir, out = Path(params["data"]["sample_dir"]), Path(s["out"])
-    pairs = read_pairs(Path(params["data"]["pairs"]))
+    pairs = read_pairs(Path(params["data"]["pairs"]), sample_dir)
     methods = list(methods or s["methods"])
     size = int(s["size"])
     torch.manual_seed(int(s.get("seed", 0)))

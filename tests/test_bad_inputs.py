@@ -140,6 +140,10 @@ def test_broken_configuration_names_the_file_and_the_line_or_key(tmp_path):
     pairs.write_text("content,style\ncontent/a.jpg,style/missing.jpg\n")
     with pytest.raises(ValueError, match="pairs.csv:2: style 'style/missing.jpg' does not exist"):
         read_pairs(pairs)
+    elsewhere = tmp_path / "subset" / "pairs.csv"  # a pairs file outside the sample folder it names
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("content,style\ncontent/a.jpg,content/a.jpg\n")
+    assert read_pairs(elsewhere, tmp_path) == [("content/a.jpg", "content/a.jpg")]
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text().replace("  max_iter:", "  max_iters:", 1))
     res = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--params", str(params)],

@@ -49,8 +49,10 @@ def read_manifest(sample_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def read_pairs(path: Path) -> list[tuple[str, str]]:
-    """``pairs.csv`` -> [(content file, style file)], paths relative to the sample folder."""
+def read_pairs(path: Path, root: Path | None = None) -> list[tuple[str, str]]:
+    """``pairs.csv`` -> [(content file, style file)], paths relative to ``root``, the sample folder
+    (default: the folder holding ``pairs.csv``); a row naming a missing file is an error with its line."""
+    root = Path(root) if root is not None else path.parent
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -60,14 +62,14 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
     for line, r in enumerate(rows, start=2):
         for role in ("content", "style"):
-            if not r[role] or not (path.parent / r[role]).is_file():
-                raise ValueError(f"{path}:{line}: {role} {r[role]!r} does not exist under {path.parent}")
+            if not r[role] or not (root / r[role]).is_file():
+                raise ValueError(f"{path}:{line}: {role} {r[role]!r} does not exist under {root}")
     return [(r["content"], r["style"]) for r in rows]
 
 
 def evaluation_files(sample_dir: Path, pairs_csv: Path) -> set[str]:
     """Relative paths (``content/x.jpg``, ``style/y.jpg``) of every image used by an evaluation pair."""
-    return {p for pair in read_pairs(pairs_csv) for p in pair}
+    return {p for pair in read_pairs(pairs_csv, sample_dir) for p in pair}
 
 
 def training_files(sample_dir: Path, role: str, pairs_csv: Path) -> list[Path]:
