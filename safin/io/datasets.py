@@ -172,9 +172,9 @@ def list_images(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def other_files(folder: Path) -> list[Path]:
-    """Files under ``folder`` that :func:`list_images` does not take (not image names), hidden ones aside."""
-    taken = set(list_images(folder))
+def other_files(folder: Path, taken: list[Path]) -> list[Path]:
+    """Files under ``folder`` other than ``taken`` (what :func:`list_images` found), hidden ones aside."""
+    taken = set(taken)
     return sorted(p for p in folder.rglob("*") if p.is_file() and p not in taken and not p.is_dir()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
@@ -269,7 +269,7 @@ def prepare_images(
     if files is None:
         folder = resolve_source(source, cache, sha256=sha256, size=archive_size)
         candidates = list_images(folder)
-        ignored = [str(p) for p in other_files(folder)]
+        ignored = [str(p) for p in other_files(folder, candidates)]
     else:
         ignored = []
         folder = Path(source)

@@ -163,7 +163,8 @@ class Trainer:
                 log.warning("unreadable checkpoint moved to %s", moved)
         if self.world > 1 and dist.is_initialized():
             dist.barrier()
-        ckpt, problems = checkpoints.find_latest(cfg)  # rank 0 has set the unreadable ones aside
+        if self.rank != 0:  # rank 0 keeps what it loaded: only unreadable, newer files were moved
+            ckpt, _ = checkpoints.find_latest(cfg)
         if ckpt is None:
             return
         diff = checkpoints.differences(cfg, ckpt)
