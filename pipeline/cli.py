@@ -188,22 +188,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_survey(args: argparse.Namespace) -> int:
     from .params import load_params
-    from .survey import plan, simulate_responses, study_config, tally_stage
+    from .survey import plan, simulate_responses, study_config, study_dir, tally_stage
 
     params = load_params(args.params)
     if args.action == "build-study":
         from survey.study import build_study
 
-        out = Path(args.out or Path(params["survey"]["out"]) / "study")
+        out = Path(args.out or args.study or study_dir(params))
         print(build_study(Path(params["stylize"]["out"]), out, study_config(params)))
     elif args.action == "serve":
         from survey.server import serve
 
-        serve(Path(args.study or Path(params["survey"]["out"]) / "study"), host=args.host, port=args.port)
+        serve(Path(args.study or study_dir(params)), host=args.host, port=args.port)
     elif args.action == "export-static":
         from survey.static import export_static
 
-        pages = export_static(Path(args.study or Path(params["survey"]["out"]) / "study"),
+        pages = export_static(Path(args.study or study_dir(params)),
                               Path(args.out or Path(params["survey"]["out"]) / "static"))
         print(f"{len(pages)} participant pages in {pages[0].parent}")
     elif args.action == "plan":
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("survey", help="user study: plan, simulate responses, tally (stage survey_tally)")
     s.add_argument("action", choices=["build-study", "serve", "export-static", "plan", "simulate", "tally"])
-    s.add_argument("--study", help="study folder (default survey.out/study)")
+    s.add_argument("--study", help="study folder (default survey.study; private: it holds the plan)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--params", default="params.yaml")

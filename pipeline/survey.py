@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import sys
 from pathlib import Path
 
@@ -18,6 +19,26 @@ def study_config(params: dict) -> StudyConfig:
                        n_attention_checks=int(s["attention_checks"]), n_repeats=int(s["repeats"]), seed=int(s["seed"]))
 
 
+def study_dir(params: dict) -> Path:
+    """The study folder (plan, images, served answers): the researcher's, outside every stage's outputs."""
+    return Path(params["survey"].get("study", "data/survey/study"))
+
+
+def study_plans(params: dict) -> dict | None:
+    """The built study's plans by participant (None when no study has been built); a plan made for a
+    different design than ``survey`` in params.yaml is an error naming the file."""
+    path = study_dir(params) / "plan.json"
+    if not path.exists():
+        return None
+    cfg, plans = load_plan(path)
+    want = study_config(params)
+    if asdict(cfg) != asdict(want):
+        diff = sorted(k for k, v in asdict(cfg).items() if asdict(want)[k] != v)
+        raise ValueError(f"{path}: built for a different study design than `survey` in params.yaml (differs in "
+                         f"{', '.join(diff)}); restore those parameters or point survey.study at the right study")
+    return {p.participant: p for p in plans}
+
+
 def plan(params: dict, out: Path | None = None) -> Path:
     cfg = study_config(params)
     return save_plan(make_plan(cfg), cfg, Path(out or Path(params["survey"]["out"]) / "plan.json"))
@@ -25,8 +46,8 @@ def plan(params: dict, out: Path | None = None) -> Path:
 
 def simulate_responses(params: dict, out: Path) -> Path:
     cfg = study_config(params)
-    plan_path = Path(params["survey"]["out"]) / "plan.json"
-    _, plans = load_plan(plan_path) if plan_path.exists() else (cfg, make_plan(cfg))
+    built = study_plans(params)
+    plans = list(built.values()) if built else make_plan(cfg)
     model = SimulationModel(seed=int(params["survey"]["seed"]) + 1)
     path = write_responses(simulate(plans, cfg, model), out)
     truth = population_shares(model, cfg.methods)
@@ -44,8 +65,9 @@ def tally_stage(params: dict) -> dict:
         print(f"{s['responses']}: no responses yet; tallying a SIMULATED study so the stage runs end to end")
         files = [simulate_responses(params, out / "simulated_responses.csv")]
     cfg = study_config(params)
-    participants = {p.participant for p in make_plan(cfg)}  # ids are p01.. in every plan of this config
-    resp = read_responses(files, set(cfg.questions), participants)
+    plans = study_plans(params)  # decodes static participants' opaque identifiers
+    participants = set(plans) if plans else {f"p{i + 1:02d}" for i in range(cfg.n_participants)}
+    resp = read_responses(files, set(cfg.questions), participants, plans)
     for problem in resp.problems:
         print(f"survey tally: {problem}", file=sys.stderr)
     if resp.problems:

@@ -6,15 +6,22 @@ the method order inside every set are shuffled with a recorded seed, and the dis
 with every answer (position bias can be measured). Attention checks (one output replaced by an
 obviously broken image, ``BROKEN``) and repeated sets (consistency) are added, both configurable.
 
+The plan is the researcher's private key to the study: besides the orders it holds, per participant,
+an opaque identifier for every option on every screen and for every content and style image
+(:mod:`survey.blinding`). Participants only ever see those identifiers, never a method name or the
+kind of a screen; the plan never ships to them.
+
 This module does not import torch: a study can be planned and tallied on any laptop.
 """
 from __future__ import annotations
 
 import json
+import os
 import random
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .blinding import new_ids, new_token
 
 BROKEN = "broken"  # the attention-check stand-in method: choosing it fails the check
 
@@ -41,6 +48,7 @@ class Item:
     set_id: int
     kind: str            # "regular" | "repeat" | "attention"
     order: list[str]     # methods left to right (may include BROKEN for attention checks)
+    options: list[str] = field(default_factory=list)  # the opaque id of each displayed option, same positions
 
 
 @dataclass
@@ -49,6 +57,29 @@ class ParticipantPlan:
     token: str           # unguessable invite token (secrets.token_urlsafe)
     seed: int
     items: list[Item]
+    refs: dict[str, list[str]] = field(default_factory=dict)  # set id -> [content id, style id] (opaque)
+
+    def image_ids(self) -> dict[str, tuple[int, str]]:
+        """Every identifier this participant may request → (set, method or ``content``/``style``)."""
+        out = {ids[k]: (int(s), role) for s, ids in self.refs.items() for k, role in enumerate(("content", "style"))}
+        for item in self.items:
+            out.update({i: (item.set_id, m) for i, m in zip(item.options, item.order)})
+        return out
+
+
+def forbidden_words(cfg: StudyConfig) -> list[str]:
+    """What no identifier may contain: the method names and the attention check's name."""
+    return [*cfg.methods, BROKEN]
+
+
+def blind(plan: ParticipantPlan, cfg: StudyConfig, taken: set[str]) -> ParticipantPlan:
+    """Give every option of every screen, and every set's content and style, an identifier of its own,
+    unique across the whole study (``taken``)."""
+    words = forbidden_words(cfg)
+    for item in plan.items:
+        item.options = new_ids(len(item.order), taken, words)
+    plan.refs = {str(s): new_ids(2, taken, words) for s in sorted({it.set_id for it in plan.items})}
+    return plan
 
 
 def plan_participant(cfg: StudyConfig, index: int, token: str | None = None) -> ParticipantPlan:
@@ -66,23 +97,44 @@ def plan_participant(cfg: StudyConfig, index: int, token: str | None = None) -> 
         order = rng.sample(cfg.methods, len(cfg.methods))
         order[rng.randrange(len(order))] = BROKEN
         items.insert(rng.randrange(1, len(items) + 1), Item(s, "attention", order))
-    return ParticipantPlan(f"p{index + 1:02d}", token or secrets.token_urlsafe(16), seed, items)
+    return ParticipantPlan(f"p{index + 1:02d}", token or new_token(forbidden_words(cfg)), seed, items)
 
 
 def make_plan(cfg: StudyConfig) -> list[ParticipantPlan]:
-    return [plan_participant(cfg, i) for i in range(cfg.n_participants)]
+    """Every participant's plan, blinded: the orders are reproducible from ``cfg.seed``; tokens and
+    identifiers are random (:mod:`secrets`) and unique across participants."""
+    taken: set[str] = set()
+    return [blind(plan_participant(cfg, i), cfg, taken) for i in range(cfg.n_participants)]
 
 
 def save_plan(plans: list[ParticipantPlan], cfg: StudyConfig, path: Path) -> Path:
+    """Write the plan atomically (it holds the invite tokens: a half-written one would lose the study).
+    Written here, not with ``safin.io.files``, because ``survey`` does not import the torch-side package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": asdict(cfg), "participants": [asdict(p) for p in plans]}, indent=1))
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"config": asdict(cfg), "participants": [asdict(p) for p in plans]}, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
     return path
 
 
 def load_plan(path: Path) -> tuple[StudyConfig, list[ParticipantPlan]]:
-    doc = json.loads(Path(path).read_text())
-    cfg = StudyConfig(**doc["config"])
-    plans = [ParticipantPlan(p["participant"], p["token"], p["seed"], [Item(**i) for i in p["items"]])
-             for p in doc["participants"]]
+    """The plan; one written before blinding (no option identifiers) gets them now and is saved back,
+    with its tokens, orders and seeds unchanged, so links already sent out keep working."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        cfg = StudyConfig(**doc["config"])
+        plans = [ParticipantPlan(p["participant"], p["token"], p["seed"], [Item(**i) for i in p["items"]],
+                                 dict(p.get("refs", {}))) for p in doc["participants"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a study plan ({type(e).__name__}: {e})") from None
+    if any(not p.refs or any(len(it.options) != len(it.order) for it in p.items) for p in plans):
+        taken: set[str] = set()
+        plans = [blind(p, cfg, taken) for p in plans]
+        save_plan(plans, cfg, path)
+        print(f"{path}: written before blinding; gave every option an opaque identifier (tokens and orders unchanged)")
     return cfg, plans

@@ -12,6 +12,11 @@ Columns of the CSV, in order:
 | displayed_order | the methods as shown, left to right, joined by ``;`` |
 | shown_at, answered_at | ISO-8601 timestamps (UTC) |
 | simulated | ``1`` for synthetic responses (``safin survey simulate``), else ``0`` |
+| screen | the screen's position in the participant's plan, 0-based (optional: files written before it lack it) |
+
+A static participant's file holds opaque identifiers instead (``participant, screen, question,
+chosen_option, shown_at, answered_at``; :mod:`survey.blinding`): :func:`read_responses` decodes it into
+this schema with the study plan, and reports every row that does not match the participant's plan.
 """
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COLUMNS = ["participant", "set", "kind", "question", "chosen", "displayed_order", "shown_at", "answered_at", "simulated"]
+from .blinding import BLIND_COLUMNS, decode_blind
+
+COLUMNS = ["participant", "set", "kind", "question", "chosen", "displayed_order", "shown_at", "answered_at", "simulated",
+           "screen"]
 KINDS = {"regular", "repeat", "attention"}
 
 
@@ -38,8 +46,11 @@ class Responses:
 
 
 def read_responses(paths: list[Path], questions: set[str] | None = None,
-                   participants: set[str] | None = None) -> Responses:
+                   participants: set[str] | None = None, plans: dict | None = None) -> Responses:
     """Read and validate one or more CSV files (server export and/or static-form files).
+
+    ``plans`` (participant id → :class:`survey.design.ParticipantPlan`) decodes blinded files (a static
+    participant's identifiers); without it such a file is skipped and reported, never guessed.
 
     Nothing is dropped silently and nothing crashes: a file that cannot be read (not UTF-8, not the
     schema's columns) is skipped and reported with its name; a row that breaks the schema is dropped
@@ -53,17 +64,36 @@ def read_responses(paths: list[Path], questions: set[str] | None = None,
         try:
             with open(path, newline="", encoding="utf-8") as f:
                 reader = csv.DictReader(f)
-                missing = set(COLUMNS[:6]) - set(reader.fieldnames or [])
-                if missing:
-                    problems.append(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}; file skipped")
-                    continue
-                for line, r in enumerate(reader, start=2):
-                    where = f"{path}:{line}"
+                header = set(reader.fieldnames or [])
+                if set(BLIND_COLUMNS[:4]) <= header and "chosen" not in header:  # a static participant's file
+                    if plans is None:
+                        problems.append(f"{path}: holds a static participant's opaque identifiers; the study's "
+                                        "plan.json is needed to decode them and was not found; file skipped")
+                        continue
+                    blind = []
+                    for line, r in enumerate(reader, start=2):
+                        if None in r.values() or None in r:
+                            problems.append(f"{path}:{line}: truncated or malformed row")
+                        else:
+                            blind.append((f"{path}:{line}", r))
+                    numbered, bad = decode_blind(blind, plans, questions)
+                    problems.extend(bad)
+                else:
+                    missing = set(COLUMNS[:6]) - header
+                    if missing:
+                        problems.append(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}; "
+                                        "file skipped")
+                        continue
+                    numbered = ((f"{path}:{line}", r) for line, r in enumerate(reader, start=2))
+                for where, r in numbered:
                     problem, row = _check_row(r, questions, participants)
                     if problem:
                         problems.append(f"{where}: {problem}")
                         continue
-                    key = (row["participant"], row["set"], row["kind"], row["question"])
+                    # the screen tells two attention checks (or repeats) of one set apart; files without it
+                    # fall back to the set and kind
+                    key = (row["participant"], row["question"],
+                           row["screen"] if row["screen"] is not None else (row["set"], row["kind"]))
                     if key in seen:
                         problems.append(f"{where}: duplicate answer of {row['participant']} to set {row['set']} "
                                         f"({row['kind']}, {row['question']}); the first is kept")
@@ -86,7 +116,8 @@ def _check_row(r: dict, questions, participants) -> tuple[str | None, dict | Non
         row = {"participant": r["participant"].strip(), "set": int(r["set"]), "kind": r["kind"].strip(),
                "question": r["question"].strip(), "chosen": r["chosen"].strip(), "order": order,
                "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""),
-               "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True")}
+               "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True"),
+               "screen": int(r["screen"]) if str(r.get("screen") or "").strip() else None}
     except (ValueError, KeyError, AttributeError) as e:
         return f"unreadable row ({e})", None
     if not row["participant"]:

@@ -1,11 +1,16 @@
-"""``safin survey serve``: a small web app that runs the study and stores answers in SQLite.
+"""``safin survey serve``: a small web app that runs the study blind and stores answers in SQLite.
 
 - One unguessable invite link per participant (``/s/TOKEN``; tokens from :mod:`secrets`, in the plan).
+- Blind: nothing a participant can reach names a method or marks a screen's kind. The page, the state
+  API and the answer API speak only the participant's own opaque identifiers (``survey.blinding``);
+  images are served as ``/img/TOKEN/ID.png`` from bytes without metadata, with no ETag or Last-Modified
+  (which would be the same for two participants). The server maps identifiers back to methods, so the
+  database and the export hold the method chosen and the displayed order.
 - Answers are saved as they are given, one row per (participant, screen, question) — answering again
   replaces the answer, never duplicates it; closing the browser and coming back resumes.
-- A participant can only read and write their own answers (the token selects them), and only a method
+- A participant can only read and write their own answers (the token selects them), and only an option
   displayed on that screen is accepted. Request bodies are limited to 4 KiB.
-- Images are served only from ``STUDY/images`` (``..`` and encoded variants are refused).
+- Only the study's own images are served, by identifier: no path from the request reaches the disk.
 - ``/admin/export`` (CSV in the response schema) and ``/admin/status`` require the admin token
   (header ``X-Admin-Token`` or ``?token=``), compared in constant time.
 """
@@ -19,13 +24,13 @@ import secrets
 import sqlite3
 import threading
 from pathlib import Path
-from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .blinding import screens
 from .design import load_plan
 from .form import render_page, thank_you
 from .responses import COLUMNS
@@ -75,8 +80,8 @@ class Store:
 
     def export_rows(self) -> list[tuple]:
         return list(self._conn().execute(
-            "SELECT participant, set_id, kind, question, chosen, displayed_order, shown_at, answered_at FROM answers "
-            "ORDER BY participant, item, question"))
+            "SELECT participant, set_id, kind, question, chosen, displayed_order, shown_at, answered_at, 0, item "
+            "FROM answers ORDER BY participant, item, question"))
 
     def counts(self) -> dict:
         c = self._conn()
@@ -90,6 +95,8 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
     images_root = (study_dir / "images").resolve()
     cfg, plans = load_plan(study_dir / "plan.json")
     by_token = {p.token: p for p in plans}
+    files = {p.token: {i: images_root / f"{set_id:02d}" / f"{role}.png" for i, (set_id, role) in p.image_ids().items()}
+             for p in plans}
     store = Store(Path(db_path or study_dir / "responses.sqlite"))
     admin = admin_token or secrets.token_urlsafe(24)
 
@@ -101,14 +108,17 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         if plan is None:
             return HTMLResponse("<h2>This invitation link is not valid.</h2>", status_code=404)
         return HTMLResponse(render_page({"mode": "served", "token": plan.token, "api": f"/api/{plan.token}",
-                                         "images": "/img", "questions": cfg.questions}))
+                                         "images": f"/img/{plan.token}", "questions": cfg.questions}))
 
     async def state(request: Request):
         plan = plan_for(request)
         if plan is None:
             return JSONResponse({"error": "unknown token"}, status_code=404)
-        items = [{"set_id": it.set_id, "kind": it.kind, "order": it.order} for it in plan.items]
-        return JSONResponse({"items": items, "answers": store.answers(plan.participant)})
+        answers = {}
+        for k, method in store.answers(plan.participant).items():
+            item = plan.items[int(k.split("|")[0])]
+            answers[k] = item.options[item.order.index(method)]  # back to this participant's identifier
+        return JSONResponse({"items": screens(plan), "answers": answers})
 
     async def answer(request: Request):
         plan = plan_for(request)
@@ -127,9 +137,10 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         if question not in cfg.questions:
             return JSONResponse({"error": "no such question"}, status_code=400)
         item = plan.items[index]
-        if chosen not in item.order:
-            return JSONResponse({"error": "that method was not displayed"}, status_code=400)
-        store.save(plan.participant, index, question, item.set_id, item.kind, chosen, item.order,
+        if chosen not in item.options:
+            return JSONResponse({"error": "that option was not displayed on this screen"}, status_code=400)
+        method = item.order[item.options.index(chosen)]
+        store.save(plan.participant, index, question, item.set_id, item.kind, method, item.order,
                    str(data.get("shown_at", ""))[:40], str(data.get("answered_at", ""))[:40])
         return JSONResponse({"ok": True})
 
@@ -143,11 +154,13 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         return JSONResponse({"ok": True})
 
     async def image(request: Request):
-        rel = unquote(unquote(request.path_params["path"]))
-        target = (images_root / rel).resolve()
-        if not target.is_relative_to(images_root) or not target.is_file() or target.suffix.lower() != ".png":
+        name = request.path_params["name"]
+        target = files.get(request.path_params["token"], {}).get(name[:-4] if name.endswith(".png") else "")
+        if target is None or not target.is_file():
             return PlainTextResponse("not found", status_code=404)
-        return FileResponse(target, headers={"Cache-Control": "max-age=3600"})
+        # the bytes only: no ETag / Last-Modified (equal for every participant), no file name
+        return Response(target.read_bytes(), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
 
     def is_admin(request: Request) -> bool:
         given = request.headers.get("x-admin-token") or request.query_params.get("token") or ""
@@ -160,7 +173,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         w = csv.writer(buf)
         w.writerow(COLUMNS)
         for row in store.export_rows():
-            w.writerow([*row, 0])
+            w.writerow(row)
         return Response(buf.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": "attachment; filename=responses.csv"})
 
@@ -176,7 +189,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         Route("/s/{token}", page), Route("/s/{token}/done", done),
         Route("/api/{token}/state", state), Route("/api/{token}/answer", answer, methods=["POST"]),
         Route("/api/{token}/finish", finish, methods=["POST"]),
-        Route("/img/{path:path}", image), Route("/admin/export", export), Route("/admin/status", status),
+        Route("/img/{token}/{name}", image), Route("/admin/export", export), Route("/admin/status", status),
     ])
     app.state.admin_token = admin
     app.state.plans = plans

@@ -54,7 +54,7 @@ def simulate(plans: list[ParticipantPlan], cfg: StudyConfig, model: SimulationMo
         u = {m: rng.normal(0, model.participant_sd) for m in cfg.methods}
         careless = rng.random() < model.careless
         t = start
-        for item in plan.items:
+        for screen, item in enumerate(plan.items):
             for q in cfg.questions:
                 shown = t
                 t += dt.timedelta(seconds=float(rng.uniform(3, 15)))
@@ -62,7 +62,8 @@ def simulate(plans: list[ParticipantPlan], cfg: StudyConfig, model: SimulationMo
                           else _choose(rng, model, q, item.order, u, set_effects[item.set_id]))
                 rows.append({"participant": plan.participant, "set": item.set_id, "kind": item.kind, "question": q,
                              "chosen": chosen, "order": list(item.order), "shown_at": shown.isoformat(),
-                             "answered_at": t.isoformat(), "simulated": True})
+                             "answered_at": t.isoformat(), "simulated": True,
+                             "screen": screen})
     return rows
 
 

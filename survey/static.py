@@ -1,32 +1,55 @@
-"""``safin survey export-static``: a study that works from any static host or straight from file://.
+"""``safin survey export-static``: a blind study that works from any static host or straight from file://.
 
-One HTML page per participant (``p01.html`` ...) with that participant's plan embedded, plus the
-images. Answers are kept in the browser (localStorage: closing and reopening resumes); at the end the
-participant downloads ``responses_pXX.csv`` (the response schema) and sends it back; put the files in
-``survey.responses`` and run the tally.
+One HTML page per participant (``p01.html`` ...) with that participant's screens embedded as opaque
+identifiers only, and a folder of that participant's images named by those identifiers (``p01/ID.png``).
+No file name, path or page names a method or marks an attention check, and no identifier is shared
+between two participants, so participants cannot pool what they see. The plan is not exported.
+Answers are kept in the browser (localStorage: closing and reopening resumes); at the end the
+participant downloads ``responses_pXX.csv``, which holds only identifiers
+(:data:`survey.blinding.BLIND_COLUMNS`), and sends it back; put the files in ``survey.responses`` and
+run the tally, which decodes them with the plan.
+
+Images are hard-linked from the study folder where the file system allows (else copied): one
+participant's folder is a few MB, and uploading it to a host copies the bytes anyway.
 """
 from __future__ import annotations
 
+import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
+from .blinding import screens
 from .design import load_plan
 from .form import render_page
+
+
+def _place(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def export_static(study_dir: Path, out: Path) -> list[Path]:
     study_dir, out = Path(study_dir), Path(out)
     cfg, plans = load_plan(study_dir / "plan.json")
+    images = study_dir / "images"
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(study_dir / "images", out / "images")
+    out.mkdir(parents=True)
     pages = []
     for p in plans:
-        page = render_page({"mode": "static", "token": p.token, "participant": p.participant, "images": "images",
-                            "questions": cfg.questions, "items": [asdict(i) for i in p.items]})
+        folder = out / p.participant
+        folder.mkdir()
+        for image_id, (set_id, role) in p.image_ids().items():
+            src = images / f"{set_id:02d}" / f"{role}.png"
+            if not src.is_file():
+                raise FileNotFoundError(f"{src}: missing from the study folder; run `safin survey build-study`")
+            _place(src, folder / f"{image_id}.png")
+        page = render_page({"mode": "static", "token": p.token, "participant": p.participant,
+                            "images": p.participant, "questions": cfg.questions, "items": screens(p)})
         path = out / f"{p.participant}.html"
-        path.write_text(page)
+        path.write_text(page, encoding="utf-8")
         pages.append(path)
     (out / "README.txt").write_text(
         "Open your page (pXX.html) in a browser, answer every screen, then press 'Download my responses'\n"

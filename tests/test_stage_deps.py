@@ -37,5 +37,5 @@ def test_stage_dependencies_cover_what_the_issue_found_missing():
     assert "safin/blocks/losses.py" in code_deps("evaluate") and "safin/io/weights.py" in code_deps("evaluate")
     assert "evaluation/templates" in code_deps("report")
     tally = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["survey_tally"]["deps"]
-    assert "data/survey/responses" in tally and (REPO / "data/survey/responses").is_dir()
+    assert "data/survey" in tally and (REPO / "data/survey/responses").is_dir() and (REPO / "data/survey/study").is_dir()
     assert set(STAGE_MODULES) | {"train"} == set(declared())

@@ -11,7 +11,7 @@ from survey.tally import TallyConfig, cluster_bootstrap, tally
 
 
 def test_survey_package_does_not_import_torch():
-    code = "import sys, survey.design, survey.tally, survey.figures, survey.simulate, survey.responses, pipeline.survey; print('torch' in sys.modules)"
+    code = "import sys, survey.design, survey.tally, survey.figures, survey.simulate, survey.responses, survey.blinding, survey.study, survey.static, survey.server, pipeline.survey; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
 

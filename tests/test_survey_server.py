@@ -56,26 +56,32 @@ def test_invite_links_are_unguessable_and_unknown_tokens_refused(client):
 def test_a_participant_sees_and_changes_only_their_own_answers(client):
     c, app = client
     a, b = app.state.plans[0], app.state.plans[1]
-    chosen = a.items[0].order[2]
+    chosen = a.items[0].options[2]  # the participant answers with their own opaque identifier
     assert c.post(f"/api/{a.token}/answer", json={"index": 0, "question": "best_stylization", "chosen": chosen}).json()["ok"]
     assert c.get(f"/api/{a.token}/state").json()["answers"] == {"0|best_stylization": chosen}
     assert c.get(f"/api/{b.token}/state").json()["answers"] == {}
-    # answering again replaces (resume / change of mind), never duplicates
-    other = a.items[0].order[0]
-    c.post(f"/api/{a.token}/answer", json={"index": 0, "question": "best_stylization", "chosen": other})
+    # answering again replaces (resume / change of mind), never duplicates; the export holds the method
+    c.post(f"/api/{a.token}/answer", json={"index": 0, "question": "best_stylization", "chosen": a.items[0].options[0]})
     export = c.get("/admin/export", headers={"X-Admin-Token": "admin-secret"}).text.strip().splitlines()
-    assert len(export) == 2 and f",{other}," in export[1]
+    assert len(export) == 2 and f",{a.items[0].order[0]},{';'.join(a.items[0].order)}," in export[1]
 
 
 @pytest.mark.parametrize("body, status", [
     ({"index": 0, "question": "best_stylization", "chosen": "cyclegan"}, 400),
-    ({"index": 99, "question": "best_stylization", "chosen": "safin"}, 400),
-    ({"index": 0, "question": "favourite_colour", "chosen": "safin"}, 400),
+    ({"index": 0, "question": "best_stylization", "chosen": "safin"}, 400),       # method names mean nothing
+    ({"index": 0, "question": "best_stylization", "chosen": "OTHER"}, 400),       # another participant's option
+    ({"index": 0, "question": "best_stylization", "chosen": "SCREEN1"}, 400),     # an option of another screen
+    ({"index": 99, "question": "best_stylization", "chosen": "OWN"}, 400),
+    ({"index": 0, "question": "favourite_colour", "chosen": "OWN"}, 400),
+    ({"index": 0, "question": "best_stylization", "chosen": "OWN"}, 200),
     ({"question": "best_stylization"}, 400),
 ])
-def test_only_displayed_methods_and_known_screens_are_accepted(client, body, status):
+def test_only_displayed_options_and_known_screens_are_accepted(client, body, status):
     c, app = client
-    assert c.post(f"/api/{app.state.plans[0].token}/answer", json=body).status_code == status
+    me, other = app.state.plans[0], app.state.plans[1]
+    swap = {"OWN": me.items[0].options[1], "OTHER": other.items[0].options[1], "SCREEN1": me.items[1].options[0]}
+    body = {k: swap.get(v, v) for k, v in body.items()}
+    assert c.post(f"/api/{me.token}/answer", json=body).status_code == status
 
 
 def test_request_size_is_limited(client):
@@ -86,11 +92,16 @@ def test_request_size_is_limited(client):
 
 
 @pytest.mark.parametrize("path", ["../plan.json", "..%2fplan.json", "%2e%2e/plan.json", "%252e%252e%252fplan.json",
-                                  "00/../../plan.json", "/etc/passwd", "00/content.jpg", "..%5cplan.json"])
-def test_no_path_outside_the_study_images_is_served(client, path):
-    c, _ = client
-    assert c.get(f"/img/{path}").status_code == 404
-    assert c.get("/img/00/content.png").status_code == 200
+                                  "00/../../plan.json", "/etc/passwd", "00/content.png", "00/safin.png",
+                                  "..%5cplan.json", "OTHER.png", "OWN", "OWN.jpg"])
+def test_only_the_participants_own_identifiers_are_served(client, path):
+    c, app = client
+    me, other = app.state.plans[0], app.state.plans[1]
+    path = path.replace("OWN", me.items[0].options[0]).replace("OTHER", other.items[0].options[0])
+    assert c.get(f"/img/{me.token}/{path}").status_code == 404
+    r = c.get(f"/img/{me.token}/{me.items[0].options[0]}.png")
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+    assert not {"etag", "last-modified", "content-disposition"} & set(r.headers)  # nothing shared or named
 
 
 def test_admin_routes_refuse_without_the_admin_token(client):
@@ -159,7 +170,7 @@ def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
     def participant(plan):
         for i, item in enumerate(plan.items):
             for q in cfg.questions:
-                chosen = item.order[(i + len(q)) % len(item.order)]
+                chosen = item.options[(i + len(q)) % len(item.options)]
                 _post(f"http://127.0.0.1:{port}/api/{plan.token}/answer",
                       {"index": i, "question": q, "chosen": chosen}, deadline)
         return plan.participant

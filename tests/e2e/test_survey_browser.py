@@ -1,13 +1,16 @@
 """A participant completes a small study in a real headless Chromium (Debian's, driven by Playwright)."""
 import csv
 import io
+import json
 import os
+import re
 import shutil
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from survey.design import StudyConfig
+from survey.design import StudyConfig, load_plan
 from survey.responses import read_responses
 from survey.study import build_study
 
@@ -92,5 +95,146 @@ def test_static_form_works_from_file_and_downloads_the_responses(browser, small_
         page.click("#download")
     target = tmp_path / "responses_p02.csv"
     dl.value.save_as(target)
-    resp = read_responses([target], set(cfg.questions))
+    _, plans = load_plan(study / "plan.json")
+    by_id = {p.participant: p for p in plans}
+    resp = read_responses([target], set(cfg.questions), set(by_id), by_id)  # decoded with the researcher's plan
     assert resp.problems == [] and len(resp.rows) == n * 2 and {r["participant"] for r in resp.rows} == {"p02"}
+    # keys 1 then 4 on every screen: the methods recorded are those shown there in positions 1 and 4
+    for r in resp.rows:
+        it = next(it for it in by_id["p02"].items if it.set_id == r["set"] and it.kind == r["kind"])
+        assert r["chosen"] == it.order[0 if r["question"] == "best_stylization" else 3]
+
+
+HEX_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def is_clean_png(data: bytes) -> bool:
+    from ..test_survey_blinding import png_chunks
+
+    return png_chunks(data) == [b"IHDR", b"IDAT", b"IEND"]
+
+
+class Crawl:
+    """Everything one participant's browser sends and receives, and every URL its page references."""
+
+    def __init__(self, page):
+        self.texts: list[str] = []      # URLs, headers, request bodies, text responses, page sources
+        self.images: list[bytes] = []
+        self.referenced: set[str] = set()
+        page.on("request", lambda r: self.texts.extend([r.url, json.dumps(r.headers), r.post_data or ""]))
+        page.on("response", self._response)
+
+    def _response(self, r):
+        self.texts.extend([r.url, json.dumps(r.headers)])
+        try:
+            body = r.body()
+        except Exception:               # a file:// response may have no retrievable body; read from disk instead
+            return
+        if body.startswith(b"\x89PNG"):
+            self.images.append(body)
+        else:
+            self.texts.append(body.decode("utf-8"))
+
+    def snapshot(self, page):
+        self.texts.append(page.content())
+        self.referenced |= set(page.eval_on_selector_all("img[src]", "els => els.map(e => e.src)"))
+
+
+def crawl_study(page, crawl: Crawl, n_keys=("1", "2")) -> None:
+    """Act as the participant: every screen, a zoom, back and forth, to the end."""
+    page.wait_for_selector(".opt img")
+    n = int(page.locator("#progress").text_content().split("/")[1])
+    crawl.snapshot(page)
+    page.keyboard.press("z")
+    crawl.snapshot(page)
+    page.keyboard.press("Escape")
+    for _ in range(n):
+        answer_screens(page, n_keys, 1)
+        if page.locator("#done").is_visible():
+            break
+        page.wait_for_function("[...document.querySelectorAll('.opt img')].every(i => i.complete)")
+        crawl.snapshot(page)
+    page.wait_for_selector("#done", state="visible")
+    crawl.snapshot(page)
+
+
+def assert_blind(crawl: Crawl, methods, mine: set[str], others: set[str]) -> None:
+    words = [m.lower() for m in methods] + ["broken"]
+    blob = "\n".join(crawl.texts).lower()
+    leaks = sorted({w for w in words if w in blob})
+    assert not leaks, f"the participant can read {leaks}"
+    assert '"attention"' not in blob and '"repeat"' not in blob
+    seen = set(HEX_ID.findall(blob))
+    assert seen & mine and not seen & others, "an identifier of another participant reached this one"
+    assert crawl.images and all(is_clean_png(b) for b in crawl.images)
+
+
+@pytest.fixture
+def crawl_study_dir(tmp_path):
+    cfg = StudyConfig(n_sets=3, n_participants=2, n_attention_checks=2, n_repeats=1)
+    return build_study(fake_stylized(tmp_path / "stylized", 3, cfg.methods), tmp_path / "study", cfg), cfg
+
+
+def ids_of(plan) -> set[str]:
+    return {i for it in plan.items for i in it.options} | {i for ids in plan.refs.values() for i in ids}
+
+
+def test_crawler_served_study_reveals_no_method_no_check_and_no_shared_id(browser, crawl_study_dir):
+    study, cfg = crawl_study_dir
+    with LiveServer(study) as server:
+        plans = server.app.state.plans
+        for me in plans:
+            page = browser.new_page()
+            crawl = Crawl(page)
+            page.goto(f"{server.url}/s/{me.token}")
+            crawl_study(page, crawl)
+            page.reload()                   # the resumed state, too
+            page.wait_for_selector("#done", state="visible")
+            crawl.snapshot(page)
+            for url in crawl.referenced:    # fetch every referenced URL again, outside the page
+                with urllib.request.urlopen(url) as r:
+                    crawl.texts.extend([url, json.dumps(dict(r.headers))])
+                    body = r.read()
+                    assert body.startswith(b"\x89PNG")
+                    crawl.images.append(body)
+            page.close()
+            assert len(crawl.referenced) > 2 * len(cfg.methods)
+            assert_blind(crawl, cfg.methods, ids_of(me), set().union(*(ids_of(p) for p in plans if p is not me)))
+        with urllib.request.urlopen(f"{server.url}/admin/export?token=adm") as r:
+            rows = list(csv.DictReader(io.StringIO(r.read().decode())))
+    # the researcher loses nothing: every answer with its method and the displayed order, mapped back
+    assert len(rows) == sum(len(p.items) for p in plans) * 2
+    assert {r["chosen"] for r in rows} <= set(cfg.methods) | {"broken"}
+    by_id = {p.participant: p for p in plans}
+    for r in rows:
+        order = r["displayed_order"].split(";")
+        assert order in [it.order for it in by_id[r["participant"]].items if it.set_id == int(r["set"])]
+        assert r["chosen"] == order[0 if r["question"] == "best_stylization" else 1]
+
+
+def test_crawler_static_study_reveals_no_method_no_check_and_no_shared_id(browser, crawl_study_dir, tmp_path):
+    from survey.static import export_static
+
+    study, cfg = crawl_study_dir
+    _, plans = load_plan(study / "plan.json")
+    pages = export_static(study, tmp_path / "static")
+    for page_path, me in zip(pages, plans):
+        page = browser.new_page(accept_downloads=True)
+        crawl = Crawl(page)
+        page.goto(page_path.as_uri())
+        crawl_study(page, crawl)
+        crawl.texts.append(page_path.read_text())
+        for url in crawl.referenced:        # every file the page references, read as a host would serve it
+            assert url.startswith("file://")
+            crawl.texts.append(url)
+            crawl.images.append(Path(urllib.request.url2pathname(url[len("file://"):])).read_bytes())
+        with page.expect_download() as dl:
+            page.click("#download")
+        target = tmp_path / f"responses_{me.participant}.csv"
+        dl.value.save_as(target)
+        crawl.texts.extend([dl.value.suggested_filename, target.read_text()])   # what the participant sends back
+        page.close()
+        assert_blind(crawl, cfg.methods, ids_of(me), set().union(*(ids_of(p) for p in plans if p is not me)))
+    by_id = {p.participant: p for p in plans}
+    resp = read_responses(sorted(tmp_path.glob("responses_p*.csv")), set(cfg.questions), set(by_id), by_id)
+    assert resp.problems == [] and len(resp.rows) == sum(len(p.items) for p in plans) * 2
