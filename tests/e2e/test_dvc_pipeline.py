@@ -1,4 +1,5 @@
 """``dvc repro`` on the ci profile, in a throw-away copy of this repository, as a user would run it."""
+import csv
 import json
 import os
 import shutil
@@ -116,8 +117,12 @@ def test_unrelated_edits_leave_training_alone_and_real_responses_retally(ci_run)
         shutil.move(repo / "adain_backup", stage_out)
         for f, text in originals.items():
             f.write_text(text)
-        rows = (repo / "outputs/survey/simulated_responses.csv").read_text().splitlines()
-        responses.write_text("\n".join([rows[0], *(r[:-1] + "0" for r in rows[1:])]) + "\n")  # simulated=0
+        with open(repo / "outputs/survey/simulated_responses.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        with open(responses, "w", newline="") as f:  # the same answers, as if real (simulated=0)
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows({**r, "simulated": "0"} for r in rows)
         status = dvc_status(repo, env)
         assert set(status) == {"survey_tally"}, status
         out = sh(["dvc", "repro", "report"], repo, env)
