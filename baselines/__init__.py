@@ -1,6 +1,7 @@
 """The baselines (AdaIN, SANet, WCT) and the one place to build any method by name.
 
-Importing this package registers every method in :data:`safin.methods.METHODS`.
+Importing this package registers every built-in method in :data:`safin.methods.METHODS`; methods of
+other packages (plugins) are found by :func:`resolve` (:mod:`baselines.plugins`).
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from safin.methods import METHODS, StyleTransfer
 from safin.models import SafinFinNet, SafinNet, SANetSAFIN
 
 from .adain import AdaIN
+from .plugins import PluginError, resolve
 from .sanet import SANet
 from .wct import WCT
 
@@ -16,10 +18,10 @@ METHOD_NAMES = ("safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct")
 
 
 def build(name: str, **kwargs) -> StyleTransfer:
-    """Build method ``name`` (see :data:`METHOD_NAMES`); kwargs go to its constructor."""
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
-    return METHODS[name](**kwargs)
+    """Build method ``name``: a built-in (:data:`METHOD_NAMES`), an installed plugin's entry-point name, or
+    ``package.module:Class`` (:mod:`baselines.plugins`); kwargs go to its constructor."""
+    return resolve(name)(**kwargs)
 
 
-__all__ = ["AdaIN", "SANet", "SANetSAFIN", "WCT", "SafinNet", "SafinFinNet", "METHODS", "METHOD_NAMES", "build"]
+__all__ = ["AdaIN", "SANet", "SANetSAFIN", "WCT", "SafinNet", "SafinFinNet", "METHODS", "METHOD_NAMES", "PluginError",
+           "build", "resolve"]

@@ -20,6 +20,7 @@ from safin.blocks.decoders import mirror_decoder
 @register
 class AdaIN(StyleTransfer):
     name = "adain"
+    label = "AdaIN"
     size_multiple = 8
     min_side = 16
 

@@ -38,6 +38,7 @@ class SANetBlock(nn.Module):
 @register
 class SANet(SANetBase):
     name = "sanet"
+    label = "SANet"
     block_key = "sanet"
 
     def make_block(self, channels: int) -> SANetBlock:

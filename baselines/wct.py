@@ -27,6 +27,7 @@ from safin.blocks.decoders import mirror_decoder
 @register
 class WCT(StyleTransfer):
     name = "wct"
+    label = "WCT"
     # whitening divides by the square roots of small eigenvalues and the five levels feed each other:
     # bf16 rounding anywhere is amplified (docs/performance.md), so precision "auto" keeps WCT in float32
     bf16_safe = False

@@ -1,7 +1,7 @@
 """Comparison grids like the paper's figures: rows of (content, style, each method's output), labelled."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -13,8 +13,6 @@ FIGURES = {
     "fig6_fin_vs_safin": ("safin_fin", "safin"),
 }
 
-LABELS = {"safin": "SAFIN", "safin_fin": "FIN (no SA)", "sanet": "SANet", "sanet_safin": "SAFIN in SANet",
-          "adain": "AdaIN", "wct": "WCT", "content": "content", "style": "style"}
 
 
 def _fit(im: Image.Image, cell: int) -> Image.Image:
@@ -26,8 +24,10 @@ def _fit(im: Image.Image, cell: int) -> Image.Image:
 
 
 def draw_grid(rows: Sequence[Sequence[Path]], columns: Sequence[str], out: Path, *, cell: int = 192,
-              row_labels: Sequence[str] | None = None) -> Path:
-    """One row per entry of ``rows`` (a path per column), column titles from ``columns``."""
+              row_labels: Sequence[str] | None = None, labels: Mapping[str, str] | None = None) -> Path:
+    """One row per entry of ``rows`` (a path per column), column titles from ``columns`` (shown as
+    ``labels[column]`` where given: the methods' own labels, ``StyleTransfer.label``)."""
+    labels = labels or {}
     header, left = 28, 36 if row_labels else 0
     pad = 4
     width = left + len(columns) * (cell + pad) + pad
@@ -37,7 +37,7 @@ def draw_grid(rows: Sequence[Sequence[Path]], columns: Sequence[str], out: Path,
     font = ImageFont.load_default(size=16)
     for j, name in enumerate(columns):
         x = left + pad + j * (cell + pad)
-        draw.text((x + cell // 2, header // 2), LABELS.get(name, name), fill="black", anchor="mm", font=font)
+        draw.text((x + cell // 2, header // 2), labels.get(name, name), fill="black", anchor="mm", font=font)
     for i, paths in enumerate(rows):
         y = header + pad + i * (cell + pad)
         if row_labels:
@@ -58,18 +58,20 @@ def pair_rows(stylized: Path, methods: Sequence[str], pairs: Sequence[int]) -> l
 
 
 def draw_all(stylized: Path, out_dir: Path, methods: Sequence[str], n_pairs: int, *, per_page: int = 8,
-             figure_pairs: Sequence[int] = (0, 1, 2, 3), cell: int = 192) -> list[Path]:
-    """All pairs with all methods, ``per_page`` rows a page, plus the paper's figure-specific grids."""
+             figure_pairs: Sequence[int] = (0, 1, 2, 3), cell: int = 192,
+             labels: Mapping[str, str] | None = None) -> list[Path]:
+    """All pairs with all methods, ``per_page`` rows a page, plus the paper's figure-specific grids
+    (each drawn when all its methods are in ``methods``)."""
     written = []
     for page, start in enumerate(range(0, n_pairs, per_page)):
         ids = list(range(start, min(start + per_page, n_pairs)))
         written.append(draw_grid(pair_rows(stylized, methods, ids), ["content", "style", *methods],
                                  Path(out_dir) / f"pairs_{page + 1:02d}.png", cell=cell,
-                                 row_labels=[f"{i:02d}" for i in ids]))
+                                 row_labels=[f"{i:02d}" for i in ids], labels=labels))
     for name, fig_methods in FIGURES.items():
         shown = [m for m in fig_methods if m in methods]
         if len(shown) == len(fig_methods):
             written.append(draw_grid(pair_rows(stylized, shown, figure_pairs), ["content", "style", *shown],
                                      Path(out_dir) / f"{name}.png", cell=cell,
-                                     row_labels=[f"{i:02d}" for i in figure_pairs]))
+                                     row_labels=[f"{i:02d}" for i in figure_pairs], labels=labels))
     return written

@@ -146,7 +146,17 @@ def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: 
         rows += compare_training(reference["training"], read_trajectories(train_dir, reference["training"]), tolerances)
     bad = failed(rows)
     text = table(rows) + f"\n\n{len(rows)} checks, {len(bad)} failing"
+    ungated = not_gated(reference, current)
+    if ungated:
+        text += (f"\nnot gated: {', '.join(ungated)} (no reference in {reference_path}; "
+                 "`safin regression --update` on a trusted run adds them)")
     return (1 if bad else 0), text
+
+
+def not_gated(reference: dict, current: dict) -> list[str]:
+    """Methods the current run measured and the reference does not hold (a plugin, a new method): the
+    gate cannot judge them, and says so instead of failing or passing them silently."""
+    return [m for m in current.get("metrics", {}) if m not in reference.get("metrics", {})]
 
 
 def read_per_pair(path: Path) -> dict[str, dict[str, list[float]]]:

@@ -88,10 +88,22 @@ def _md_table(header, rows) -> str:
     return "\n".join(out)
 
 
+def methods_rows(methods: dict[str, dict]) -> list[list[str]]:
+    """One row per method: name, label, where it comes from (built in, or the plugin's distribution and
+    version), its class."""
+    return [[name, m.get("label", name),
+             "built in" if m.get("builtin") else f"plugin {m.get('distribution') or '(not installed: imported by path)'} "
+                                               f"{m.get('version') or ''}".strip(), m.get("class", "")]
+            for name, m in methods.items()]
+
+
 def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
                  train_dir: Path, out_dir: Path, inputs: dict[str, Path],
-                 survey_path: Path | None = None, speed_path: Path | None = None) -> tuple[Path, Path]:
+                 survey_path: Path | None = None, speed_path: Path | None = None,
+                 methods: dict[str, dict] | None = None) -> tuple[Path, Path]:
+    """``methods``: stage check_methods' records (``pipeline.method_info.read_info``)."""
     summary = json.loads(Path(summary_path).read_text())
+    method_rows = methods_rows(methods or {})
     profile = params.get("profile", "?")
     env = environment()
     setup = [[k, v] for k, v in env.items()]
@@ -146,6 +158,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     md = [f"# SAFIN reproduction report — profile `{profile}`", "",
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## Setup", _md_table(["item", "value"], setup), "",
+          "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
           "## Training", _md_table(["method", "iterations", "images/s", "device", "final total loss"], train_rows), "",
           "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
           _md_table(["metric", "definition"], definitions), "",
@@ -164,7 +177,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
 
     figures_html = [(f.stem, _embedded(f)) for f in figures if f.exists()]
     page = TEMPLATES.get_template("report.html").render(
-        profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, train_rows=train_rows,
+        profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
+        train_rows=train_rows,
         metrics_header=m_header, metrics_rows=m_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note, figures=figures_html)

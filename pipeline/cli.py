@@ -107,22 +107,62 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     from .params import load_params
 
     params = load_params(args.params)
-    print(plot_loss_curves(Path(params["train"]["out"]), Path(args.out)))
+    c = params["curves"]
+    print(plot_loss_curves(Path(params["train"]["out"]), Path(args.out or c["out"]), methods=list(c["methods"])))
     return 0
 
 
 def _cmd_stylize_pairs(args: argparse.Namespace) -> int:
-    from evaluation.grids import draw_all
-
     from .params import load_params
-    from .stylize import stylize_pairs
+    from .stylize import stylize_method, write_pair_inputs
 
     params = load_params(args.params)
-    written = stylize_pairs(params)
-    n_pairs = len(next(iter(written.values())))
-    grids = draw_all(Path(params["stylize"]["out"]), Path(params["stylize"]["grids"]), list(written), n_pairs)
-    print(f"{sum(len(v) for v in written.values())} images in {params['stylize']['out']}; grids: "
-          + ", ".join(str(g) for g in grids))
+    if args.inputs_only:
+        print(f"{len(write_pair_inputs(params))} input images in {Path(params['stylize']['out']) / 'inputs'}")
+        return 0
+    methods = args.method or list(params["stylize"]["methods"])
+    if not args.method:  # everything, as the stages pairs + stylize@METHOD + grids do
+        write_pair_inputs(params)
+    for m in methods:
+        print(f"{len(stylize_method(params, m))} images in {Path(params['stylize']['out']) / m}")
+    if not args.method:
+        return _cmd_grids(args)
+    return 0
+
+
+def _cmd_grids(args: argparse.Namespace) -> int:
+    from evaluation.grids import draw_all
+
+    from .method_info import labels
+    from .params import load_params
+
+    params = load_params(args.params)
+    methods = list(params["stylize"]["methods"])
+    stylized = Path(params["stylize"]["out"])
+    n_pairs = len(list((stylized / "inputs").glob("*_content.png")))
+    if n_pairs == 0:
+        raise FileNotFoundError(f"{stylized / 'inputs'}: no pairs (run stage pairs, or safin stylize-pairs)")
+    grids = draw_all(stylized, Path(params["stylize"]["grids"]), methods, n_pairs, labels=labels(methods))
+    print("grids: " + ", ".join(str(g) for g in grids))
+    return 0
+
+
+def _cmd_check_methods(args: argparse.Namespace) -> int:
+    from .methods import check
+    from .params import load_params
+
+    return check(load_params(args.params))
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import list_methods
+
+    for row in list_methods():
+        if "problem" in row:
+            print(f"{row['name']:<14} BROKEN: {row['problem']}")
+        else:
+            origin = "built in" if row["builtin"] else f"plugin {row['distribution'] or ''} {row['version'] or ''}"
+            print(f"{row['name']:<14} {row['label']:<28} {origin.strip():<28} {row['class']}")
     return 0
 
 
@@ -278,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_prepare_images)
 
     s = sub.add_parser("stylize", help="stylize images with one method (files, folders or globs)")
-    s.add_argument("--method", required=True, help="safin, safin_fin, sanet, sanet_safin, adain, wct")
+    s.add_argument("--method", required=True, help="safin, safin_fin, sanet, sanet_safin, adain, wct, an installed "
+                                                    "plugin's name, or package.module:Class")
     s.add_argument("--content", required=True, help="image, folder or glob")
     s.add_argument("--style", required=True, action="append",
                    help="image, folder or glob; repeat to blend several styles (with --weights or --mask)")
@@ -301,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_stylize)
 
     s = sub.add_parser("train", help="train one method (stage train@METHOD); resumes from its last checkpoint")
-    s.add_argument("--method", required=True)
+    s.add_argument("--method", required=True, help="a name in train.methods, or package.module:Class (one-off)")
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--max-iter", type=int, help="override train.max_iter")
     s.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
@@ -317,9 +358,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "--set compile=true --set deterministic=false --set num_workers=8 --set live=false")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("stylize-pairs", help="stylize the evaluation pairs with every method, draw grids (stage stylize)")
+    s = sub.add_parser("stylize-pairs", help="stylize the evaluation pairs (stages pairs, stylize@METHOD, grids)")
     s.add_argument("--params", default="params.yaml")
+    s.add_argument("--method", action="append", help="only this method (repeatable; stage stylize@METHOD); "
+                                                     "default: the inputs, every stylize.methods and the grids")
+    s.add_argument("--inputs-only", action="store_true", help="only write the pairs' inputs (stage pairs)")
     s.set_defaults(func=_cmd_stylize_pairs)
+
+    s = sub.add_parser("grids", help="comparison grids of the stylized pairs (stage grids)")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_grids)
+
+    s = sub.add_parser("check-methods", help="resolve every method params.yaml names and check each plugin's "
+                                             "contract (stage check_methods)")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_check_methods)
+
+    s = sub.add_parser("methods", help="list the methods available here: built in and installed plugins")
+    s.set_defaults(func=_cmd_methods)
 
     s = sub.add_parser("evaluate", help="metrics per pair and method with bootstrap CIs (stage evaluate)")
     s.add_argument("--params", default="params.yaml")
@@ -373,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="default benchmark.out")
     s.set_defaults(func=_cmd_bench)
 
-    s = sub.add_parser("curves", help="loss curves of sanet vs sanet_safin (paper Fig. 5b; stage curves)")
+    s = sub.add_parser("curves", help="training-loss curves of curves.methods (paper Fig. 5b: sanet vs sanet_safin; stage curves)")
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--out", default="outputs/figures/loss_curves.png")
+    s.add_argument("--out", help="default curves.out")
     s.set_defaults(func=_cmd_curves)
 
     s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper)")
@@ -386,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: commands whose process keeps freed CPU memory for reuse (safin.runtime.cpu_memory; docs/performance.md); training keeps the C library's default (not measured with it)
-KEEP_FREED_MEMORY = {"stylize", "stylize-pairs", "evaluate", "bench"}
+KEEP_FREED_MEMORY = {"stylize", "stylize-pairs", "evaluate", "bench", "check-methods"}
 
 
 def main(argv: list[str] | None = None) -> int:

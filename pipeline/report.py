@@ -6,6 +6,13 @@ from pathlib import Path
 from evaluation.claims import check_claims
 from evaluation.report import build_report
 
+from .method_info import read_info
+
+
+def _in_order(info: dict, names) -> dict:
+    """The methods' records in params.yaml's order, then any other recorded one."""
+    return {**{n: info[n] for n in names if n in info}, **{n: v for n, v in info.items() if n not in names}}
+
 
 def report(params: dict) -> tuple[Path, Path]:
     r = params["report"]
@@ -23,4 +30,5 @@ def report(params: dict) -> tuple[Path, Path]:
     return build_report(params=params, summary_path=metrics_dir / "summary.json", claims=claims,
                         figures=[f for f in figures if f.exists()], train_dir=train_dir, out_dir=Path(r["out"]),
                         inputs=inputs, survey_path=Path(r["survey"]) if r.get("survey") else None,
-                        speed_path=Path(params["benchmark"]["out"]) if "benchmark" in params else None)
+                        speed_path=Path(params["benchmark"]["out"]) if "benchmark" in params else None,
+                        methods=_in_order(read_info(), params["train"]["methods"]))

@@ -22,8 +22,11 @@ from safin.training.code import ROOT, import_closure, module_file, training_modu
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "fetch_weights": ("pipeline.fetch",),
     "fetch_data": ("pipeline.fetch",),
+    "check_methods": ("pipeline.methods",),
     "curves": ("evaluation.curves",),
-    "stylize": ("pipeline.stylize", "evaluation.grids"),
+    "pairs": ("pipeline.stylize",),
+    "stylize": ("pipeline.stylize",),
+    "grids": ("evaluation.grids", "pipeline.method_info"),
     "evaluate": ("pipeline.evaluate",),
     "survey_tally": ("pipeline.survey",),
     "benchmark": ("evaluation.speed", "evaluation.speed_worker"),

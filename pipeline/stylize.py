@@ -118,42 +118,59 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
     return written
 
 
-def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[str, list[Path]]:
-    """Stage ``stylize``: every evaluation pair with every trained method.
-
-    Writes ``stylize.out/METHOD/PAIR.png`` (content and style scaled so the longer side is
-    ``stylize.size``) and ``stylize.out/inputs/PAIR_{content,style}.png`` at the same scale, so grids
-    and metrics read exactly what the methods saw.
-    """
+def _pairs(params: dict):
     from safin.io.datasets import read_pairs
 
-    s = params["stylize"]
-    sample_dir, out = Path(params["data"]["sample_dir"]), Path(s["out"])
-    pairs = read_pairs(Path(params["data"]["pairs"]), sample_dir)
-    methods = list(methods or s["methods"])
-    size = int(s["size"])
-    torch.manual_seed(int(s.get("seed", 0)))
-    inputs = out / "inputs"
+    sample_dir = Path(params["data"]["sample_dir"])
+    return sample_dir, read_pairs(Path(params["data"]["pairs"]), sample_dir)
+
+
+def _load_pairs(params: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every evaluation pair as (content, style) tensors scaled so the longer side is ``stylize.size``;
+    one tensor per style file, so a method's encoding of it is cached across pairs."""
+    sample_dir, pairs = _pairs(params)
+    size = int(params["stylize"]["size"])
     loaded, styles = [], {}
-    for i, (c, st) in enumerate(pairs):
-        if st not in styles:  # one tensor per style file, so its encoding is cached across pairs
+    for c, st in pairs:
+        if st not in styles:
             styles[st] = load_sized(sample_dir / st, size)
-        content, style = load_sized(sample_dir / c, size), styles[st]
-        save_image(content, inputs / f"{i:02d}_content.png")
-        save_image(style, inputs / f"{i:02d}_style.png")
-        loaded.append((content, style))
-    written: dict[str, list[Path]] = {}
-    for method in methods:
-        weights = Path(params["train"]["out"]) / method / "weights.pt"
-        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
-                            precision=str(s.get("precision", "auto")))
-        device = next(model.parameters()).device
-        written[method] = []
-        on_device = {id(t): t.to(device) for t in styles.values()}
-        cache: dict = {}
-        for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {method}", unit="pair")):
-            with torch.inference_mode():
-                img = model(content.to(device), on_device[id(style)], alpha=float(s.get("alpha", 1.0)),
-                            style_cache=cache)
-            written[method].append(save_image(img, out / method / f"{i:02d}.png"))
+        loaded.append((load_sized(sample_dir / c, size), styles[st]))
+    return loaded
+
+
+def write_pair_inputs(params: dict) -> list[Path]:
+    """Stage ``pairs``: ``stylize.out/inputs/PAIR_{content,style}.png``, the pairs at the scale every method
+    sees them, so grids, metrics and the study read what the methods saw."""
+    inputs = Path(params["stylize"]["out"]) / "inputs"
+    written = []
+    for i, (content, style) in enumerate(_load_pairs(params)):
+        written += [save_image(content, inputs / f"{i:02d}_content.png"), save_image(style, inputs / f"{i:02d}_style.png")]
     return written
+
+
+def stylize_method(params: dict, method: str) -> list[Path]:
+    """Stage ``stylize@METHOD``: every evaluation pair with the trained ``method``
+    (``stylize.out/METHOD/PAIR.png``), from ``train.out/METHOD/weights.pt``."""
+    s = params["stylize"]
+    out = Path(s["out"])
+    torch.manual_seed(int(s.get("seed", 0)))
+    loaded = _load_pairs(params)
+    weights = Path(params["train"]["out"]) / method / "weights.pt"
+    model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
+                        precision=str(s.get("precision", "auto")))
+    device = next(model.parameters()).device
+    on_device = {id(style): style.to(device) for _, style in loaded}
+    cache: dict = {}
+    written = []
+    for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {method}", unit="pair")):
+        with torch.inference_mode():
+            img = model(content.to(device), on_device[id(style)], alpha=float(s.get("alpha", 1.0)), style_cache=cache)
+        written.append(save_image(img, out / method / f"{i:02d}.png"))
+    return written
+
+
+def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """Every evaluation pair with every method of ``stylize.methods`` (or ``methods``), and the inputs:
+    stages ``pairs`` and ``stylize@METHOD`` in one call."""
+    write_pair_inputs(params)
+    return {m: stylize_method(params, m) for m in (methods or params["stylize"]["methods"])}

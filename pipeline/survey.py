@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from survey import figures
+
+from .method_info import labels
 from survey.design import StudyConfig, load_plan, make_plan, save_plan
 from survey.responses import read_responses, write_responses
 from survey.simulate import SimulationModel, population_shares, simulate
@@ -76,6 +78,7 @@ def tally_stage(params: dict) -> dict:
     doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets,
                                   n_bootstrap=int(s["bootstrap"]), seed=int(s["seed"])))
     doc["files"] = [str(f) for f in files]
+    doc["labels"] = labels(cfg.methods)  # the methods' own labels (outputs/methods, stage check_methods)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tally.json").write_text(json.dumps(doc, indent=1) + "\n")
     metrics = Path(s.get("metrics", "metrics/survey.json"))  # the headline numbers, for `dvc metrics show`

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import baselines  # noqa: F401  (registers every method)
+import baselines  # registers every built-in method; resolves plugins
 from safin.io.weights import ensure_encoder_weights
 from safin.training import TrainConfig, train
 
@@ -36,8 +36,12 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 
 def config_from_params(params: dict[str, Any], method: str, **overrides) -> TrainConfig:
+    """The trainer's config for ``method``: a name in ``train.methods``, or a one-off
+    ``package.module:Class`` (its class's ``name`` names the run)."""
     t = params["train"]
-    if method not in t["methods"]:
+    if ":" in method:
+        method = baselines.resolve(method).name
+    elif method not in t["methods"]:
         raise ValueError(f"method {method!r} is not in train.methods {t['methods']}")
     per_method = dict(t.get("method_overrides", {}).get(method) or {})
     trainer = {k: per_method.pop(k) for k in list(per_method) if k in TRAINER_KEYS}
@@ -58,8 +62,11 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
 
 
 def run(params: dict[str, Any], method: str, **overrides) -> dict:
+    cls = baselines.resolve(method)  # a plugin: imported and registered here
     cfg = config_from_params(params, method, **overrides)
     ensure_encoder_weights(cfg.encoder_weights)
+    if not baselines.plugins.is_builtin(cls):  # seconds now, rather than a crash an hour into training
+        baselines.plugins.check_contract(cls, cfg.encoder_weights)
     summary = train(cfg)
     if summary.get("images_per_s"):
         print(f"{method}: {summary['iterations']} iterations, {summary['images_per_s']:.2f} images/s on "

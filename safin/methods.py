@@ -121,6 +121,8 @@ class StyleTransfer(nn.Module):
     """Base class of every method (see the module docstring)."""
 
     name: ClassVar[str] = ""
+    #: how figures, tables and the report name the method (default: ``name``)
+    label: ClassVar[str] = ""
     #: content sizes must be multiples of this inside the network (forward pads and crops back)
     size_multiple: ClassVar[int] = 8
     #: smallest content/style side the encoder can take (reflection padding needs >= 2 px at the

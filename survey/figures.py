@@ -6,8 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-LABELS = {"safin": "SAFIN", "sanet": "SANet", "wct": "WCT", "adain": "AdaIN",
-          "best_stylization": "Best stylization", "fewest_artifacts": "Fewest artifacts"}
+QUESTION_LABELS = {"best_stylization": "Best stylization", "fewest_artifacts": "Fewest artifacts"}
+
+
+def _label(doc: dict, key: str) -> str:
+    """A method's label as the tally recorded it (``doc["labels"]``: from the method's class), or a
+    question's; else the key itself."""
+    return doc.get("labels", {}).get(key) or QUESTION_LABELS.get(key) or key
 
 
 def _plt():
@@ -34,9 +39,9 @@ def grouped_bars(doc: dict, out: Path) -> Path:
         lo = [doc["shares"][q][m]["share"] - doc["shares"][q][m]["ci95"][0] for q in questions]
         hi = [doc["shares"][q][m]["ci95"][1] - doc["shares"][q][m]["share"] for q in questions]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, shares, width, yerr=[lo, hi], capsize=3,
-               label=LABELS.get(m, m), color=f"C{i}")
+               label=_label(doc, m), color=f"C{i}")
     ax.axhline(1 / len(methods), color="gray", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(x, [LABELS.get(q, q) for q in questions])
+    ax.set_xticks(x, [_label(doc, q) for q in questions])
     ax.set_ylabel("vote share")
     n = doc["participants"]["kept"]
     sets = doc["shares"][questions[0]]["_n"]["sets"] if questions else 0
@@ -55,11 +60,11 @@ def stacked_bars(doc: dict, out: Path) -> Path:
         left = 0.0
         for i, m in enumerate(methods):
             s = doc["shares"][q][m]["share"]
-            ax.barh(j, s * 100, left=left, color=f"C{i}", label=LABELS.get(m, m) if j == 0 else None)
+            ax.barh(j, s * 100, left=left, color=f"C{i}", label=_label(doc, m) if j == 0 else None)
             if s > 0.06:
                 ax.text(left + s * 50, j, f"{s:.0%}", ha="center", va="center", fontsize=8, color="white")
             left += s * 100
-    ax.set_yticks(range(len(questions)), [LABELS.get(q, q) for q in questions])
+    ax.set_yticks(range(len(questions)), [_label(doc, q) for q in questions])
     ax.set_xlabel("% of votes")
     ax.set_xlim(0, 100)
     ax.set_title(f"Vote shares (paper-style){_suffix(doc)}", fontsize=9)
@@ -76,10 +81,10 @@ def heat_map(doc: dict, question: str, out: Path) -> Path:
     data = np.array([[per_set[s][m] for m in methods] for s in sets]).T
     fig, ax = plt.subplots(figsize=(max(6, len(sets) * 0.22), 2.4))
     im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set_yticks(range(len(methods)), [LABELS.get(m, m) for m in methods])
+    ax.set_yticks(range(len(methods)), [_label(doc, m) for m in methods])
     ax.set_xticks(range(len(sets)), sets, fontsize=6)
     ax.set_xlabel("set")
-    ax.set_title(f"Per-set vote share — {LABELS.get(question, question)}{_suffix(doc)}", fontsize=9)
+    ax.set_title(f"Per-set vote share — {_label(doc, question)}{_suffix(doc)}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
     return _save(fig, out, plt)

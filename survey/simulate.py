@@ -40,7 +40,7 @@ def _choose(rng, model: SimulationModel, question: str, order: list[str], u: dic
         if m == BROKEN:
             util.append(-6.0)  # an attentive participant practically never picks the broken image
             continue
-        util.append(model.beta[question][m] + u[m] + v[m] + model.position_bias[pos % len(model.position_bias)])
+        util.append(model.beta[question].get(m, 0.0) + u[m] + v[m] + model.position_bias[pos % len(model.position_bias)])
     util = np.asarray(util) + rng.gumbel(size=len(order))
     return order[int(np.argmax(util))]
 
@@ -74,7 +74,7 @@ def population_shares(model: SimulationModel, methods: list[str], n_participants
     out = {}
     k = len(methods)
     for q, beta in model.beta.items():
-        b = np.array([beta[m] for m in methods])
+        b = np.array([beta.get(m, 0.0) for m in methods])  # a method the model does not name: no preference
         u = rng.normal(0, model.participant_sd, (n_participants, 1, k))
         v = rng.normal(0, model.set_sd, (1, n_sets, k))
         # a random display order: each method lands on each position equally often

@@ -5,7 +5,7 @@ Layout (``build_study``)::
     STUDY/plan.json                      participants, tokens, orders, opaque ids (survey.design); PRIVATE
     STUDY/images/SET/content.png         content and style of each set
     STUDY/images/SET/style.png
-    STUDY/images/SET/METHOD.png          each method's output (re-encoded from the stylize stage)
+    STUDY/images/SET/METHOD.png          each method's output (re-encoded from stage stylize@METHOD)
     STUDY/images/SET/broken.png          the attention-check image: an output visibly destroyed
 
 These names are the researcher's: participants never see them. The server serves these files under
@@ -73,7 +73,7 @@ def build_study(stylized: Path, out: Path, cfg: StudyConfig) -> Path:
         for role in ("content", "style"):
             src = stylized / "inputs" / f"{s:02d}_{role}.png"
             if not src.exists():
-                raise FileNotFoundError(f"{src}: missing; run the stylize stage (or lower survey.n_sets)")
+                raise FileNotFoundError(f"{src}: missing; run the pairs stage (or lower survey.n_sets)")
             write_clean_png(read_rgb(src), d / f"{role}.png")
         size = None
         for m in cfg.methods:

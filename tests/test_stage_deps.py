@@ -39,3 +39,20 @@ def test_stage_dependencies_cover_what_the_issue_found_missing():
     tally = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["survey_tally"]["deps"]
     assert "data/survey" in tally and (REPO / "data/survey/responses").is_dir() and (REPO / "data/survey/study").is_dir()
     assert set(STAGE_MODULES) | {"train"} == set(declared())
+
+
+def test_per_method_stages_track_every_setting_but_the_method_lists():
+    """train@M and stylize@M list their params key by key, all but the method lists: adding a method to
+    params.yaml runs its own stages and leaves every other method's alone; a new setting must be listed."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    train = set(stages["train"]["do"]["params"])
+    assert train == {f"train.{k}" for k in params["train"] if k != "methods"}
+    stylize = set(stages["stylize"]["do"]["params"])
+    assert {f"stylize.{k}" for k in params["stylize"] if k not in ("methods", "grids")} <= stylize
+    assert not {"train", "stylize", "train.methods", "stylize.methods"} & (train | stylize)
+    assert stages["train"]["foreach"] == "${train.methods}" and stages["stylize"]["foreach"] == "${stylize.methods}"
+    for name, stage in stages.items():  # no stage names a method in its dependencies
+        deps = " ".join((stage.get("do") or stage).get("deps", []))
+        for method in ("safin/", "adain/", "wct/", "sanet/", "safin_fin/", "sanet_safin/"):
+            assert f"outputs/train/{method}" not in deps and f"outputs/stylized/{method}" not in deps, (name, deps)

@@ -78,6 +78,7 @@ class SafinNet(StyleTransfer):
     """
 
     name = "safin"
+    label = "SAFIN"
     size_multiple = 8
     min_side = 16
     attention_kind = "sa"
@@ -169,4 +170,5 @@ class SafinFinNet(SafinNet):
     """
 
     name = "safin_fin"
+    label = "FIN (no SA)"
     attention_kind = "uniform"

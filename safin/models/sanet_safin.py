@@ -18,6 +18,7 @@ LEGACY_KEY = "sanet"
 @register
 class SANetSAFIN(SANetBase):
     name = "sanet_safin"
+    label = "SAFIN in SANet"
     block_key = "safin"
 
     def make_block(self, channels: int) -> SAFIN:

@@ -9,8 +9,8 @@ too) from a set of modules. Two users:
 - the DVC stages' code dependencies (``pipeline/stage_deps.py`` and its test): each stage lists what
   its module imports.
 
-The digest hashes each module's syntax tree without docstrings: comments, docstrings and formatting
-do not count, code does.
+The digest hashes each module's syntax tree without docstrings: comments, docstrings, formatting and a
+class's display ``label`` do not count, code does.
 """
 from __future__ import annotations
 
@@ -43,11 +43,32 @@ NOT_ARITHMETIC = {
 TRAINER_MODULES = ("safin.training.trainer", "safin.training.data")
 
 
+#: packages outside the project whose code is followed too (a plugin method's own package), top-level
+#: name -> the folder that holds it; see :func:`follow_package`
+EXTRA_ROOTS: dict[str, Path] = {}
+
+
+def follow_package(top: str) -> None:
+    """Follow the imports inside top-level package ``top`` as if it were the project's (a plugin's
+    method lives there: its code changes its training like ours does)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return
+    origin = Path(spec.origin).resolve()
+    EXTRA_ROOTS[top] = origin.parent.parent if origin.name == "__init__.py" else origin.parent
+
+
 def module_file(name: str) -> Path | None:
     """The source file of project module ``name`` (``a.b`` -> ``a/b.py`` or ``a/b/__init__.py``)."""
-    if name.split(".")[0] not in PACKAGES:
+    top = name.split(".")[0]
+    if top in PACKAGES:
+        base = ROOT.joinpath(*name.split("."))
+    elif top in EXTRA_ROOTS:
+        base = EXTRA_ROOTS[top].joinpath(*name.split("."))
+    else:
         return None
-    base = ROOT.joinpath(*name.split("."))
     for f in (base.with_suffix(".py"), base / "__init__.py"):
         if f.is_file():
             return f
@@ -55,7 +76,11 @@ def module_file(name: str) -> Path | None:
 
 
 def module_name(path: Path) -> str:
-    return ".".join(path.resolve().relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    path = path.resolve()
+    for root in (ROOT, *EXTRA_ROOTS.values()):
+        if path.is_relative_to(root):
+            return ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+    raise ValueError(f"{path}: not a module of the project or of a followed package")
 
 
 def _package_of(name: str, path: Path) -> str:
@@ -104,13 +129,29 @@ def import_closure(roots: Iterable[str], *, stop: Iterable[str] = (), parents: b
     return sorted(seen)
 
 
+#: class attributes that only say how a method is shown (``StyleTransfer.label``): not arithmetic
+PRESENTATION = {"label"}
+
+
+def _is_presentation(stmt: ast.stmt) -> bool:
+    """``label = "..."`` (or ``label: ClassVar[str] = "..."``) in a class body."""
+    target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else getattr(stmt, "target", None)
+    value = getattr(stmt, "value", None)
+    return (isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(target, ast.Name)
+            and target.id in PRESENTATION and isinstance(value, ast.Constant) and isinstance(value.value, str))
+
+
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree without docstrings, and without the presentation attributes of classes."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
+                body = body[1:]
+            if isinstance(node, ast.ClassDef):
+                body = [b for b in body if not _is_presentation(b)]
+            node.body = body or [ast.Pass()]
     return tree
 
 
@@ -128,7 +169,10 @@ def module_digest(name: str) -> str:
 
 
 def training_modules(method_module: str) -> list[str]:
-    """The modules whose code can change the arithmetic of training the method in ``method_module``."""
+    """The modules whose code can change the arithmetic of training the method in ``method_module``
+    (a plugin's package included)."""
+    if method_module.split(".")[0] not in PACKAGES:
+        follow_package(method_module.split(".")[0])
     return import_closure([method_module, *TRAINER_MODULES], stop=NOT_ARITHMETIC)
 
 

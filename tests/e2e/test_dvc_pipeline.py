@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,9 +21,17 @@ def sh(cmd, cwd, env):
 
 
 def dvc_status(repo, env) -> dict:
+    """``dvc status`` without stage check_methods, which is always changed by design (it checks the
+    installed methods; the stages of an unchanged method stay up to date)."""
     res = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    status = json.loads(res.stdout)
+    assert "always changed" in status.get("check_methods", []), status
+    return {k: v for k, v in status.items() if k != "check_methods"}
+
+
+def stages_run(out: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", out)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +99,7 @@ def test_dvc_repro_on_ci_profile(ci_run):
     page = (repo / "reports/report.html").read_text()
     assert "data:image/jpeg;base64," in page and "http://" not in page and "https://" not in page
     again = sh(["dvc", "repro"], repo, env)
-    assert "Running stage" not in again  # nothing changed: nothing re-runs
+    assert stages_run(again) == ["check_methods"]  # nothing changed: nothing re-runs but the method check
 
 
 @pytest.mark.slow
@@ -155,6 +164,86 @@ def test_the_gate_holds_under_every_instruction_set_this_cpu_can_emulate(ci_run)
     for setting, r in doc["settings"].items():
         assert r["failing"] == 0 and "emulated on" in r["cpu"], (setting, r)
         assert r["max_rel_dev_training"] < 1e-9, (setting, r)  # float64: no chaos left to amplify
+
+
+PLUGIN = REPO / "tests" / "plugins" / "colorstats"
+
+
+@pytest.fixture
+def installed_plugin():
+    """The test plugin installed into this venv as a user would (pip, its own pyproject.toml), removed after."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = PLUGIN / "build"
+    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(PLUGIN)], check=True,
+                   capture_output=True, text=True)
+    shutil.rmtree(build, ignore_errors=True)
+    for egg in PLUGIN.glob("*.egg-info"):
+        shutil.rmtree(egg, ignore_errors=True)
+    try:
+        yield "colorstats"
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "safin-colorstats"], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_a_plugin_method_goes_through_the_whole_pipeline(ci_run, installed_plugin):
+    """A method from another package, named in params.yaml and nowhere else: trained, stylized, evaluated,
+    benchmarked, in the grids, the report and the study's list; no other method's training or
+    stylization re-runs; the gate says it has no reference for it."""
+    from PIL import Image
+
+    repo, env, _ = ci_run
+    params = repo / "params.yaml"
+    original = params.read_text()
+    train_list = "methods: [adain, wct, sanet, sanet_safin, safin, safin_fin]"
+    stylize_list = "methods: [safin, safin_fin, sanet, sanet_safin, adain, wct]"
+    survey_list = "methods: [safin, sanet, wct, adain]"
+    assert original.count(train_list) == 2 and original.count(stylize_list) == 1  # train and benchmark; stylize
+    assert original.count(survey_list) == 1
+    grid = repo / "outputs/figures/grids/pairs_01.png"
+    width_before = Image.open(grid).width
+    listing = sh([sys.executable, "-m", "pipeline.cli", "methods"], repo, env)
+    assert "colorstats" in listing and "Colour statistics (plugin)" in listing and "safin-colorstats 0.1.0" in listing
+    try:
+        params.write_text(original.replace(train_list, train_list[:-1] + ", colorstats]")
+                          .replace(stylize_list, stylize_list[:-1] + ", colorstats]")
+                          .replace(survey_list, survey_list[:-1] + ", colorstats]"))
+        out = sh(["dvc", "repro"], repo, env)
+        ran = stages_run(out)
+        assert {"check_methods", "train@colorstats", "stylize@colorstats", "grids", "evaluate", "benchmark",
+                "survey_tally", "report"} <= set(ran), ran
+        assert not [s for s in ran if s.startswith(("train@", "stylize@")) and not s.endswith("@colorstats")], ran
+        summary = json.loads((repo / "outputs/train/colorstats/summary.json").read_text())
+        assert summary["iterations"] == 4 and summary["final_losses"]["total"] > 0
+        assert len(list((repo / "outputs/stylized/colorstats").glob("*.png"))) == 40
+        metrics = json.loads((repo / "metrics/summary.json").read_text())["metrics"]
+        assert "colorstats" in metrics and metrics["colorstats"]["lpips"]["mean"] > 0
+        assert Image.open(grid).width > width_before  # one more column
+        speed = json.loads((repo / "metrics/speed.json").read_text())
+        assert any(r["method"] == "colorstats" for r in speed["results"])
+        report = (repo / "reports/report.md").read_text()
+        assert "| colorstats | Colour statistics (plugin) | plugin safin-colorstats 0.1.0 |" in report
+        assert any(line.startswith("| colorstats |") and "[" in line for line in report.splitlines()
+                   if "lpips" not in line)
+        record = json.loads((repo / "outputs/methods/colorstats.json").read_text())
+        assert record["distribution"] == "safin-colorstats" and not record["builtin"]
+        gate = subprocess.run([sys.executable, "-m", "pipeline.cli", "regression"], cwd=repo, env=env,
+                              capture_output=True, text=True)
+        assert gate.returncode == 0, gate.stdout[-3000:]
+        assert "not gated: colorstats (no reference in" in gate.stdout
+        # offered to the study: named in survey.methods, a study is built with it (labels from its class)
+        study = subprocess.run([sys.executable, "-m", "pipeline.cli", "survey", "build-study", "--study",
+                                str(repo / "study_with_plugin")], cwd=repo, env=env, capture_output=True, text=True)
+        assert study.returncode == 0, study.stderr[-2000:]
+        assert (repo / "study_with_plugin/images/00/colorstats.png").exists()
+        tally = json.loads((repo / "outputs/survey/tally.json").read_text())
+        assert "colorstats" in tally["shares"]["best_stylization"]
+        assert tally["labels"]["colorstats"] == "Colour statistics (plugin)"
+    finally:
+        params.write_text(original)
+        shutil.rmtree(repo / "study_with_plugin", ignore_errors=True)
+    status = dvc_status(repo, env)  # back to the original list: only what aggregates methods is stale
+    assert not [s for s in status if s.startswith(("train@", "stylize@"))], status
 
 
 @pytest.mark.slow
