@@ -72,11 +72,10 @@ def write_package(root, package, source, entry_points=None, dist="safin-testplug
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    added = set()
-    yield tmp_path, added
-    for name in list(METHODS):
-        if name not in baselines.METHOD_NAMES:
-            METHODS.pop(name)
+    before = dict(METHODS)
+    yield tmp_path, set()
+    for name in set(METHODS) - set(before):  # only what this test registered
+        METHODS.pop(name)
     for mod in [m for m in sys.modules if m.startswith("plug_")]:
         del sys.modules[mod]
 
