@@ -11,7 +11,7 @@ import torch
 from safin.blocks.encoder import TAPS_1_TO_4, VGG19Encoder
 from safin.io.weights import load_encoder_weights
 from safin.blocks.losses import content_loss, style_loss
-from safin.methods import StyleTransfer, as_one_batch, load_checkpoint, load_into, load_reference_vgg, register
+from safin.methods import StyleTransfer, as_one_batch, load_checkpoint, load_into, load_authors_encoder, register
 from safin.blocks.statistics import adain
 
 from safin.blocks.decoders import mirror_decoder
@@ -55,11 +55,10 @@ class AdaIN(StyleTransfer):
         ls = style_loss(o_feats, s_feats, impl_params=self.impl_params)
         return {"content": lc, "style": ls, "total": self.content_weight * lc + self.style_weight * ls}
 
-    def load_reference(self, decoder, vgg=None) -> "AdaIN":
+    def load_reference(self, decoder, vgg=None, *, our_encoder: bool = False) -> "AdaIN":
         """pytorch-AdaIN's ``decoder.pth`` (a Sequential state dict; keys match ours as they are) and
         optionally its ``vgg_normalised.pth``."""
         state = load_checkpoint(decoder) if not isinstance(decoder, dict) else decoder
         load_into(self.decoder, state, f"{decoder}: AdaIN decoder")
-        if vgg is not None:
-            load_reference_vgg(self.encoder, vgg)
+        load_authors_encoder(self, vgg, our_encoder=our_encoder, what=f"{decoder}: AdaIN decoder")
         return self

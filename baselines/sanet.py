@@ -9,7 +9,7 @@ from torch import nn
 
 from safin.blocks.attention import attention
 from safin.blocks.statistics import mean_variance_norm
-from safin.methods import load_checkpoint, load_into, load_reference_vgg, register
+from safin.methods import load_checkpoint, load_into, load_authors_encoder, register
 from safin.models.sanet_base import SANetBase
 from safin.runtime.precision import full_precision
 
@@ -44,12 +44,11 @@ class SANet(SANetBase):
     def make_block(self, channels: int) -> SANetBlock:
         return SANetBlock(channels, self.memory_efficient)
 
-    def load_reference(self, decoder, transform, vgg=None):
+    def load_reference(self, decoder, transform, vgg=None, *, our_encoder: bool = False):
         """GlebSBrykin/SANET's ``decoder_iter_*.pth`` and ``transformer_iter_*.pth`` (keys match ours)."""
         dec = load_checkpoint(decoder) if not isinstance(decoder, dict) else decoder
         tr = load_checkpoint(transform) if not isinstance(transform, dict) else transform
         load_into(self.decoder, dec, f"{decoder}: decoder")
         load_into(self.transform, tr, f"{transform}: transformer")
-        if vgg is not None:
-            load_reference_vgg(self.encoder, vgg)
+        load_authors_encoder(self, vgg, our_encoder=our_encoder, what=f"{decoder}: SANet decoder")
         return self

@@ -12,13 +12,15 @@ covariance; False = the official Torch code (no +I).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from safin.blocks.encoder import TAPS_1_TO_5, VGG19Encoder
 from safin.io.weights import load_encoder_weights
 from safin.blocks.losses import distance
-from safin.methods import StyleTransfer, register
+from safin.methods import AUTHORS_ENCODER, InputError, StyleTransfer, load_into, register
 from safin.blocks.wct import whiten_colour
 
 from safin.blocks.decoders import mirror_decoder
@@ -77,3 +79,54 @@ class WCT(StyleTransfer):
             total = total + self.pixel_weight * pix + self.feature_weight * feat
         out["total"] = total
         return out
+
+    def load_reference(self, *files, our_encoder: bool = False) -> "WCT":
+        """The authors' Torch7 models (UniversalStyleTransfer, as PytorchWCT uses them): a folder holding
+        them, or the files — ``feature_invertor_conv{1..5}_1.t7`` (the decoders, required) and
+        ``vgg_normalised_conv{1..5}_1.t7`` (the encoders). Read with ``torchfile``
+        (:mod:`safin.io.torch7`). This WCT runs one encoder to relu5_1, so the five encoders must agree
+        on every layer they share (they are truncations of one network); the decoders' module indices are
+        ours. Without the encoder files the load refuses (their decoders were trained on them) unless
+        ``our_encoder``."""
+        import re
+
+        from safin.blocks.encoder import load_encoder_state, vgg_state_from_reference
+        from safin.io.torch7 import Torch7Error, sequential_state
+
+        paths = []
+        for f in map(Path, files):
+            paths += sorted(f.glob("*.t7")) if f.is_dir() else [f]
+        found = {}
+        for p in paths:
+            m = re.fullmatch(r"(vgg_normalised|feature_invertor)_conv([1-5])_1\.t7", p.name)
+            if m:
+                found[(m.group(1), int(m.group(2)))] = p
+        missing = [f"feature_invertor_conv{k}_1.t7" for k in range(1, 6) if ("feature_invertor", k) not in found]
+        if missing:
+            raise InputError(f"WCT reference: missing {', '.join(missing)} (given: {', '.join(p.name for p in paths) or 'nothing'})")
+        try:
+            for k in range(1, 6):
+                load_into(self.decoders[str(k)], sequential_state(found[("feature_invertor", k)]),
+                          f"{found[('feature_invertor', k)]}: WCT decoder {k}")
+            encoders = {k: sequential_state(found[("vgg_normalised", k)]) for k in range(1, 6)
+                        if ("vgg_normalised", k) in found}
+        except Torch7Error as e:
+            raise InputError(str(e)) from None
+        if 5 not in encoders:
+            if not our_encoder:
+                raise InputError(f"WCT reference: no vgg_normalised_conv5_1.t7 given; {AUTHORS_ENCODER}. Give the "
+                                 "encoder files too, or pass --our-encoder (our_encoder=True) to pair them anyway")
+            self.reference_encoder = "this suite's vgg19_normalised, chosen explicitly (colours may shift)"
+            return self
+        deepest = encoders[5]
+        for k, state in encoders.items():
+            for key, value in state.items():
+                if key not in deepest or not torch.equal(value, deepest[key]):
+                    raise InputError(f"{found[('vgg_normalised', k)]}: layer {key} differs from "
+                                     f"{found[('vgg_normalised', 5)].name}'s; this WCT runs one encoder for all levels")
+        try:
+            load_encoder_state(self.encoder, vgg_state_from_reference(deepest))
+        except ValueError as e:
+            raise InputError(f"{found[('vgg_normalised', 5)]}: {e}") from None
+        self.reference_encoder = f"the authors' vgg_normalised_conv5_1.t7 ({found[('vgg_normalised', 5)]})"
+        return self

@@ -72,6 +72,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     if masks and len(masks) != len(groups[0]):
         raise InputError(f"--mask: {len(masks)} masks for {len(groups[0])} styles; give one mask per --style")
     model = build_model(args.method, checkpoint=args.checkpoint, reference=args.reference or (),
+                        our_encoder=args.our_encoder,
                         encoder_weights=args.encoder_weights, device=args.device, precision=args.precision)
     written = stylize_files(model, contents, groups, Path(args.output), alpha=args.alpha,
                             preserve_color=args.preserve_color, weights=args.weights, masks=masks,
@@ -326,8 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", default="outputs/stylized", help="folder (or a file name for one image)")
     s.add_argument("--checkpoint", help="weights trained by this project (safin train)")
     s.add_argument("--reference", nargs="+", metavar="FILE",
-                   help="the authors' released files: adain: decoder.pth [vgg_normalised.pth]; sanet: "
-                        "decoder_iter_N.pth transformer_iter_N.pth [vgg]; safin: decoder.pth [vgg]")
+                   help="the authors' released files: adain: decoder.pth vgg_normalised.pth; sanet: "
+                        "decoder_iter_N.pth transformer_iter_N.pth vgg; safin: decoder.pth vgg; wct: the folder of its ten .t7 files — their "
+                        "vgg_normalised.pth last: their decoders were trained on it")
+    s.add_argument("--our-encoder", action="store_true",
+                   help="with --reference and no vgg file: run the authors' decoder on this suite's derived "
+                        "encoder anyway (it differs per channel from theirs: colours and contrast shift)")
     s.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1]")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--weights", type=float, nargs="+", help="interpolation weights, one per --style")

@@ -37,8 +37,10 @@ def expand_paths(spec: str) -> list[Path]:
 
 def build_model(method: str, *, checkpoint: str | None = None, reference: Sequence[str] = (),
                 encoder_weights: str = "normalised", device: str = "auto",
-                precision: str = "auto") -> StyleTransfer:
-    """The method ready for inference on ``device``; ``precision`` as :meth:`StyleTransfer.set_compute`."""
+                precision: str = "auto", our_encoder: bool = False) -> StyleTransfer:
+    """The method ready for inference on ``device``; ``precision`` as :meth:`StyleTransfer.set_compute`.
+    ``reference``: the authors' files, their ``vgg_normalised.pth`` last; without it the load refuses
+    unless ``our_encoder`` (see :func:`safin.methods.load_authors_encoder`)."""
     ensure_encoder_weights(encoder_weights)
     model = baselines.build(method, encoder_weights=encoder_weights)
     if checkpoint:
@@ -46,7 +48,10 @@ def build_model(method: str, *, checkpoint: str | None = None, reference: Sequen
     elif reference:
         if not hasattr(model, "load_reference"):
             raise InputError(f"method {method!r} has no released reference checkpoints to load")
-        model.load_reference(*reference)
+        model.load_reference(*reference, our_encoder=our_encoder)
+        if our_encoder and getattr(model, "reference_encoder", "").startswith("this suite"):
+            log.warning("%s: the authors' decoder runs on this suite's encoder, chosen with --our-encoder: "
+                        "colours and contrast may shift", method)
     else:
         log.warning("%s: no --checkpoint or --reference given: the decoder is UNTRAINED and the output "
                     "will not look like a stylization", method)

@@ -166,9 +166,14 @@ class StyleTransfer(nn.Module):
         self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         encoder = getattr(self, "encoder", None)
         if isinstance(encoder, nn.Module):
-            encoder.__dict__.pop("forward", None)  # undo an earlier float32 wrapper
+            for m in encoder.modules():
+                m.__dict__.pop("forward", None)  # undo an earlier float32 wrapper
             if dtype != torch.float32 and not self.bf16_encoder:
-                encoder.forward = full_precision(type(encoder).forward.__get__(encoder))
+                # every leaf layer of the encoder, not only encoder.forward: a method may call the
+                # encoder's blocks directly (SafinNet does), which would bypass a wrapped forward
+                for m in encoder.modules():
+                    if next(m.children(), None) is None:
+                        m.forward = full_precision(type(m).forward.__get__(m))
         return self
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
@@ -238,10 +243,11 @@ class StyleTransfer(nn.Module):
         out = out[..., :h, :w].to(in_dtype).contiguous()
         return out.clamp(0, 1) if clamp else out
 
-    @staticmethod
-    def _preserve_color(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    def _preserve_color(self, style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         ref = content if style.shape[0] == content.shape[0] else content[:1]
-        return torch.stack([coral(s, c) for s, c in zip(style, ref)])
+        # impl_params (the method's switch, True by default): pytorch-AdaIN's coral, or the exact CORAL
+        impl = getattr(self, "impl_params", True)
+        return torch.stack([coral(s, c, impl_params=impl) for s, c in zip(style, ref)])
 
     @staticmethod
     def _check_masks(masks, n_styles: int, content: torch.Tensor) -> torch.Tensor:
@@ -271,6 +277,28 @@ def load_checkpoint(path) -> dict:
         raise
     except Exception as e:
         raise InputError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
+
+
+#: why an authors' decoder is never paired silently with this suite's encoder
+AUTHORS_ENCODER = ("the authors' decoders were trained on bethgelab's vgg_normalised, and this suite's encoder "
+                   "(vgg19_normalised, derived from Oxford's VGG-19 on the sample images) differs from it per "
+                   "channel: pairing them shifts colours and contrast")
+
+
+def load_authors_encoder(model: nn.Module, vgg, *, our_encoder: bool, what: str) -> str:
+    """Give a model loading the authors' decoder the authors' encoder: their ``vgg_normalised.pth``
+    (``vgg``). Without it, refuse (:class:`InputError` saying why) unless ``our_encoder`` chooses this
+    suite's encoder explicitly. Records the choice in ``model.reference_encoder`` and returns it."""
+    if vgg is None:
+        if not our_encoder:
+            raise InputError(f"{what}: no vgg_normalised.pth given with it; {AUTHORS_ENCODER}. Give their "
+                             "vgg_normalised.pth as well (the last --reference file), or pass --our-encoder "
+                             "(our_encoder=True) to pair them anyway")
+        model.reference_encoder = "this suite's vgg19_normalised, chosen explicitly (colours may shift)"
+    else:
+        load_reference_vgg(model.encoder, vgg)
+        model.reference_encoder = f"the authors' vgg_normalised ({vgg if not isinstance(vgg, dict) else 'state dict'})"
+    return model.reference_encoder
 
 
 def load_reference_vgg(encoder: nn.Module, vgg) -> None:

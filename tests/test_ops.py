@@ -6,11 +6,29 @@ from safin.blocks.wct import coral, whiten_colour
 from safin.blocks.wavelet import WavePool, WaveUnpool
 
 
+def test_haar_filters_are_exact_and_equal_the_reference_formula():
+    """The reference (SAFIN utils.get_wav): L = H = 1/√2 · [1, 1] in float64 numpy, H[0] negated,
+    LL = Lᵀ·L, LH = Lᵀ·H, HL = Hᵀ·L, HH = Hᵀ·H, cast to float32 for the conv weights."""
+    import numpy as np
+
+    from safin.blocks.wavelet import haar_kernels
+
+    low = 1 / np.sqrt(2) * np.ones((1, 2))
+    high = low.copy()
+    high[0, 0] = -high[0, 0]
+    reference = torch.from_numpy(np.stack([low.T * low, low.T * high, high.T * low, high.T * high])).float()
+    ours = haar_kernels()[:, 0]
+    assert torch.equal(ours, reference) and set(ours.abs().flatten().tolist()) == {0.5}
+    # the float32 product of 1/√2 (what we had) is not exact: 0.5 · (1 − 2⁻²⁴)
+    f32 = (torch.tensor(1 / np.sqrt(2), dtype=torch.float32) ** 2).item()
+    assert f32 != 0.5 and abs(f32 - 0.5) < 1e-7
+
+
 def test_wavelet_unpool_inverts_pool():
     x = torch.randn(2, 6, 20, 14, dtype=torch.float64)
     bands = WavePool(6)(x)
     assert all(b.shape == (2, 6, 10, 7) for b in bands)
-    assert torch.allclose(WaveUnpool(6)(*bands), x, atol=1e-12)
+    assert (WaveUnpool(6)(*bands) - x).abs().max() < 1e-15  # exact filters: only the sums round
 
 
 def test_wavelet_ll_is_twice_the_average_pool_and_bands_see_edges():
@@ -66,11 +84,40 @@ def test_memory_efficient_attention_equals_plain_softmax_attention():
         assert (fast - plain).abs().max() < 1e-5
 
 
-def test_coral_gives_the_target_colour_statistics():
+def test_coral_matches_pytorch_adains_formula_by_default():
+    """Restated from pytorch-AdaIN's function.py: standardise (unbiased std), C = X Xᵀ + I without
+    dividing by N, map by sqrt(C_t) · inverse(sqrt(C_s)) with SVD square roots, then the target's std and
+    mean; no clamp."""
+    torch.manual_seed(0)
+    src = torch.rand(3, 40, 40, dtype=torch.float64) * 0.5
+    tgt = torch.rand(3, 30, 20, dtype=torch.float64) * 0.3 + torch.tensor([0.5, 0.2, 0.1]).view(3, 1, 1)
+
+    def stats(x):
+        f = x.reshape(3, -1)
+        return f, f.mean(-1, keepdim=True), f.std(-1, keepdim=True)
+
+    def mat_sqrt(m):
+        u, d, v = torch.svd(m)
+        return u @ d.pow(0.5).diag() @ v.t()
+
+    sf, sm, ss = stats(src)
+    tf, tm, ts = stats(tgt)
+    sn, tn = (sf - sm) / ss, (tf - tm) / ts
+    cs, ct = sn @ sn.t() + torch.eye(3, dtype=src.dtype), tn @ tn.t() + torch.eye(3, dtype=src.dtype)
+    reference = ((mat_sqrt(ct) @ torch.inverse(mat_sqrt(cs)) @ sn) * ts + tm).view(src.shape)
+    ours = coral(src, tgt)
+    assert (ours - reference).abs().max() < 1e-12
+    bright = coral(src, tgt * 3)  # nothing is clamped: a bright, contrasty target maps beyond 1
+    assert bright.max() > 1
+    # the √(N_t/N_s) factor: the same target at another size changes the result
+    assert not torch.allclose(coral(src, tgt), coral(src, tgt.repeat(1, 2, 2)), atol=1e-3)
+
+
+def test_coral_formula_gives_the_target_colour_statistics():
     torch.manual_seed(0)
     src = torch.rand(3, 40, 40) * 0.5
     tgt = torch.rand(3, 30, 30) * 0.3 + torch.tensor([0.5, 0.2, 0.1]).view(3, 1, 1)
-    out = coral(src, tgt)
+    out = coral(src, tgt, impl_params=False)
     assert torch.allclose(out.reshape(3, -1).mean(1), tgt.reshape(3, -1).mean(1), atol=1e-3)
     assert torch.allclose(_cov(out), _cov(tgt), atol=1e-3)
 

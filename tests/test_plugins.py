@@ -188,3 +188,16 @@ def test_a_label_is_presentation_and_changes_no_training_digest(tmp_path):
     assert digest(base) == digest(base.replace("    label = 'M'\n", ""))
     assert digest(base) != digest(base.replace("size_multiple = 8", "size_multiple = 16"))
     assert digest(base) != digest(base.replace("name = 'm'", "name = 'n'"))
+
+
+def test_load_reference_is_not_training_code():
+    from safin.training.code import _strip_docstrings
+    import ast
+
+    def digest(src):
+        return ast.dump(_strip_docstrings(ast.parse(src)), include_attributes=False)
+
+    base = "class M:\n    def losses(self):\n        return 1\n"
+    with_loader = base + "    def load_reference(self, path):\n        return path\n"
+    assert digest(base) == digest(with_loader)
+    assert digest(base) != digest(base.replace("return 1", "return 2"))

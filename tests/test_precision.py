@@ -129,3 +129,21 @@ def test_fp64_resolves():
     assert resolve_precision("fp64", "cpu") == torch.float64
     assert resolve_channels_last("auto", "cpu", torch.float64) is False  # oneDNN has no float64 kernels
     assert resolve_channels_last(True, "cpu", torch.float64) is True
+
+
+@pytest.mark.parametrize("keep_fp32", [True, False])
+def test_bf16_encoder_false_keeps_every_encoder_path_in_float32(keep_fp32):
+    """``bf16_encoder = False`` protects the encoder however a method calls it: SafinNet calls its
+    blocks (``encoder.block``, ``encoder.relu4_1``) directly, never ``encoder.forward``."""
+    from safin.models.safin_net import SafinNet
+
+    cls = type("SafinFp32Encoder", (SafinNet,), {"bf16_encoder": not keep_fp32})
+    model = cls(encoder_weights="random").eval().set_compute("bf16", channels_last=False)
+    seen = []
+    for layer in (model.encoder.conv1_1, model.encoder.conv3_1, model.encoder.conv4_1):
+        layer.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with torch.inference_mode():
+        model(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert seen and set(seen) == ({torch.float32} if keep_fp32 else {torch.bfloat16}), seen
+    model.set_compute("fp32")  # and the wrappers are undone
+    assert not any("forward" in m.__dict__ for m in model.encoder.modules())

@@ -131,3 +131,45 @@ def test_our_weights_round_trip(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.trainable(), b.trainable()))
     with pytest.raises(InputError, match="method 'sanet_safin', not 'sanet'"):
         load_weights(build("sanet", encoder_weights="random"), tmp_path / "w.pth")
+
+
+@pytest.mark.parametrize("method", ["adain", "sanet", "safin"])
+def test_an_authors_decoder_without_its_encoder_is_refused_unless_chosen(tmp_path, method):
+    """Their decoders were trained on bethgelab's vgg_normalised: without that file the load refuses and
+    says why; --our-encoder (our_encoder=True) pairs them anyway and the model records it."""
+    gen = torch.Generator().manual_seed(4)
+    if method == "safin":
+        torch.save({"decoder_state_dict": _safin_decoder(gen), "meta_adain4_state_dict": _safin_module(512, gen),
+                    "meta_adain3_state_dict": _safin_module(256, gen)}, tmp_path / "decoder.pth")
+        files = [tmp_path / "decoder.pth"]
+    else:
+        torch.save(_adain_decoder(gen), tmp_path / "decoder.pth")
+        files = [tmp_path / "decoder.pth"]
+        if method == "sanet":
+            m = build("sanet", encoder_weights="random")
+            torch.save({k: torch.randn_like(v) for k, v in m.transform.state_dict().items()}, tmp_path / "tr.pth")
+            files.append(tmp_path / "tr.pth")
+    with pytest.raises(InputError, match="bethgelab's vgg_normalised.*colours and contrast.*--our-encoder"):
+        build(method, encoder_weights="random").load_reference(*files)
+    m = build(method, encoder_weights="random").load_reference(*files, our_encoder=True)
+    assert m.reference_encoder.startswith("this suite's vgg19_normalised, chosen explicitly")
+
+
+def test_stylize_refuses_a_reference_decoder_without_the_vgg_file(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from .conftest import REPO
+
+    gen = torch.Generator().manual_seed(5)
+    torch.save(_adain_decoder(gen), tmp_path / "decoder.pth")
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "c.png")
+    cmd = [sys.executable, "-m", "pipeline.cli", "stylize", "--method", "adain", "--reference", str(tmp_path / "decoder.pth"),
+           "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "c.png"), "--output", str(tmp_path / "o.png"),
+           "--encoder-weights", "random"]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 1 and "no vgg_normalised.pth given" in res.stderr and not (tmp_path / "o.png").exists()
+    res = subprocess.run(cmd + ["--our-encoder"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0 and (tmp_path / "o.png").exists() and "--our-encoder" in res.stderr, res.stderr[-2000:]

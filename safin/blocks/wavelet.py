@@ -9,8 +9,6 @@ to load: SAFIN issues #1 and #4).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -19,11 +17,18 @@ BANDS = ("LL", "LH", "HL", "HH")
 
 
 def haar_kernels() -> torch.Tensor:
-    """(4, 1, 2, 2): LL, LH, HL, HH."""
-    low = torch.tensor([1.0, 1.0]) / math.sqrt(2)
-    high = torch.tensor([-1.0, 1.0]) / math.sqrt(2)
-    return torch.stack([torch.outer(low, low), torch.outer(low, high), torch.outer(high, low),
-                        torch.outer(high, high)]).unsqueeze(1)
+    """(4, 1, 2, 2): LL, LH, HL, HH, exactly ±0.5.
+
+    Built from the signs of L = [1, 1] and H = [-1, 1] times 0.5, so every entry is exact in any
+    dtype: (1/√2)² rounded in float32 is 0.5·(1 − 2⁻²⁴), which made our float64 SAFIN differ from the
+    reference by 1.6e-5 and pooling-then-unpooling inexact. The reference (``get_wav``) forms the
+    products in float64 (0.5000000000000001) and casts them to float32, which gives exactly 0.5 too
+    (tests/test_ops.py restates it).
+    """
+    low = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    high = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    bands = [torch.outer(low, low), torch.outer(low, high), torch.outer(high, low), torch.outer(high, high)]
+    return (0.5 * torch.stack(bands)).unsqueeze(1).float()
 
 
 class WavePool(nn.Module):

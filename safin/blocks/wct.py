@@ -43,12 +43,33 @@ def _sym_sqrt(cov: torch.Tensor, eps: float, inverse: bool = False, pin_threads:
 
 
 @full_precision
-def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Colour transfer by CORAL: give ``source`` (3, H, W) the RGB mean and covariance of ``target``.
+def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5, *, impl_params: bool = True) -> torch.Tensor:
+    """Colour transfer by CORAL: give ``source`` (3, H, W) the colour statistics of ``target``.
 
     Used for colour preservation: the *style* image takes the *content's* colours before
     stylization (as pytorch-AdaIN and SAFIN's ``--preserve_color`` do).
+
+    ``impl_params=True`` (default; pytorch-AdaIN's ``coral``, which SAFIN's test.py imports): each
+    image is standardised per channel (unbiased std), ``C = X Xᵀ + I`` is formed from the standardised
+    pixels *without* dividing by their number, and ``X_s`` is mapped by ``C_t^½ C_s^-½``, then takes the
+    target's std and mean. Because the C are sums, the map carries a factor ≈ √(N_target/N_source) when
+    the two images differ in size; nothing is clamped.
+
+    ``impl_params=False``: the CORAL of the formula — the source's mean and covariance (divided by
+    N − 1, plus ``eps``·I) matched exactly to the target's, the result clamped to [0, 1].
     """
+    if impl_params:
+        def standardised(img: torch.Tensor):
+            flat = img.reshape(3, -1).double()
+            mean, std = flat.mean(dim=1, keepdim=True), flat.std(dim=1, keepdim=True)
+            x = (flat - mean) / std
+            return x, mean, std, x @ x.T + torch.eye(3, dtype=x.dtype)
+
+        xs, _, _, cs = standardised(source)
+        _, t_mean, t_std, ct = standardised(target)
+        out = (_sym_sqrt(ct, 0.0) @ (_sym_sqrt(cs, 0.0, inverse=True) @ xs)) * t_std + t_mean
+        return out.reshape(source.shape).to(source.dtype)
+
     def stats(img: torch.Tensor):
         flat = img.reshape(3, -1).double()
         mean = flat.mean(dim=1, keepdim=True)

@@ -26,7 +26,7 @@ from safin.blocks.encoder import WaveVGGEncoder
 from safin.io.weights import load_encoder_weights
 from safin.blocks.losses import content_loss, style_loss
 from safin.methods import (InputError, Mixer, StyleTransfer, as_one_batch, load_checkpoint, load_into,
-                      load_reference_vgg, register)
+                      load_authors_encoder, register)
 from safin.models.modules import SAFIN
 from safin.blocks.statistics import adain
 from safin.blocks.wavelet import WaveUnpool
@@ -138,7 +138,7 @@ class SafinNet(StyleTransfer):
         ls = style_loss(out_feats, style_feats, impl_params=self.impl_params)
         return {"content": lc, "style": ls, "total": self.content_weight * lc + self.style_weight * ls}
 
-    def load_reference(self, decoder_ckpt, vgg=None) -> "SafinNet":
+    def load_reference(self, decoder_ckpt, vgg=None, *, our_encoder: bool = False) -> "SafinNet":
         """Load the authors' ``decoder.pth``: ``decoder_state_dict`` plus the SAFIN modules under
         ``meta_adain4/3_state_dict`` (what test.py reads) or ``safin4/3_state_dict`` (what train.py
         writes). ``vgg``: optionally their ``vgg_normalised.pth`` (WaveEncoder keys ``conv0``.. or
@@ -155,8 +155,7 @@ class SafinNet(StyleTransfer):
                     break
             else:
                 raise InputError(f"{decoder_ckpt}: neither meta_adain{level}_state_dict nor safin{level}_state_dict")
-        if vgg is not None:
-            load_reference_vgg(self.encoder, vgg)
+        load_authors_encoder(self, vgg, our_encoder=our_encoder, what=f"{decoder_ckpt}: SAFIN decoder")
         return self
 
 

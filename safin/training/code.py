@@ -9,8 +9,9 @@ too) from a set of modules. Two users:
 - the DVC stages' code dependencies (``pipeline/stage_deps.py`` and its test): each stage lists what
   its module imports.
 
-The digest hashes each module's syntax tree without docstrings: comments, docstrings, formatting and a
-class's display ``label`` do not count, code does.
+The digest hashes each module's syntax tree without docstrings: comments, docstrings, formatting, a
+class's display ``label`` and its ``load_reference`` (the authors' checkpoints, never trained) do not
+count, code does.
 """
 from __future__ import annotations
 
@@ -131,6 +132,8 @@ def import_closure(roots: Iterable[str], *, stop: Iterable[str] = (), parents: b
 
 #: class attributes that only say how a method is shown (``StyleTransfer.label``): not arithmetic
 PRESENTATION = {"label"}
+#: methods of a class that never run in training: loading the authors' released checkpoints
+NOT_TRAINING = {"load_reference"}
 
 
 def _is_presentation(stmt: ast.stmt) -> bool:
@@ -142,7 +145,8 @@ def _is_presentation(stmt: ast.stmt) -> bool:
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    """The tree without docstrings, and without the presentation attributes of classes."""
+    """The tree without docstrings, and without the presentation attributes of classes and their
+    methods that never run in training (:data:`NOT_TRAINING`)."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
@@ -150,7 +154,8 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
                     and isinstance(body[0].value.value, str):
                 body = body[1:]
             if isinstance(node, ast.ClassDef):
-                body = [b for b in body if not _is_presentation(b)]
+                body = [b for b in body if not _is_presentation(b)
+                        and not (isinstance(b, ast.FunctionDef) and b.name in NOT_TRAINING)]
             node.body = body or [ast.Pass()]
     return tree
 
