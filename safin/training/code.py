@@ -33,6 +33,7 @@ NOT_ARITHMETIC = {
     "safin.io.weights": "the encoder weights enter the fingerprint as their pinned tensor sha256",
     "safin.io.files": "atomic writes and checksums of files",
     "safin.io.safe_pickle": "a restricted unpickler for weight conversion",
+    "safin.io.torch7": "reads the authors' Torch7 files (load_reference), never used in training",
     "safin.io.datasets": "prepares the image folders (stage fetch_data); the trainer reads the folders",
     "safin.runtime.cpu_memory": "the C library's allocator settings",
     "safin.training.checkpoints": "where checkpoints are written and which one is resumed",
