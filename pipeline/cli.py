@@ -115,17 +115,18 @@ def _cmd_curves(args: argparse.Namespace) -> int:
 
 def _cmd_stylize_pairs(args: argparse.Namespace) -> int:
     from .params import load_params
-    from .stylize import stylize_method, write_pair_inputs
+    from .stylize import load_pairs, stylize_method, write_pair_inputs
 
     params = load_params(args.params)
     if args.inputs_only:
         print(f"{len(write_pair_inputs(params))} input images in {Path(params['stylize']['out']) / 'inputs'}")
         return 0
     methods = args.method or list(params["stylize"]["methods"])
+    loaded = load_pairs(params)  # read once for every method of this call
     if not args.method:  # everything, as the stages pairs + stylize@METHOD + grids do
-        write_pair_inputs(params)
+        write_pair_inputs(params, loaded)
     for m in methods:
-        print(f"{len(stylize_method(params, m))} images in {Path(params['stylize']['out']) / m}")
+        print(f"{len(stylize_method(params, m, loaded))} images in {Path(params['stylize']['out']) / m}")
     if not args.method:
         return _cmd_grids(args)
     return 0

@@ -41,14 +41,15 @@ def check(params: dict, out: Path = METHODS_DIR) -> int:
     from safin.io.weights import ensure_encoder_weights
 
     names, problems = named_methods(params)
+    classes = []
     for name in names:  # first what imports (no weights needed to say a plugin is broken)
         try:
-            resolve(name)
+            classes.append(resolve(name))
         except PluginError as e:
             problems.append(str(e))
     if not problems:
         weights = str(params["train"]["encoder_weights"])
-        if not all(is_builtin(resolve(n)) for n in names):  # the contract check runs the plugins
+        if not all(map(is_builtin, classes)):  # the contract check runs the plugins
             ensure_encoder_weights(weights)
         info, problems = check_methods(names, weights)
     if problems:

@@ -130,7 +130,7 @@ def _pairs(params: dict):
     return sample_dir, read_pairs(Path(params["data"]["pairs"]), sample_dir)
 
 
-def _load_pairs(params: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def load_pairs(params: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every evaluation pair as (content, style) tensors scaled so the longer side is ``stylize.size``;
     one tensor per style file, so a method's encoding of it is cached across pairs."""
     sample_dir, pairs = _pairs(params)
@@ -143,23 +143,24 @@ def _load_pairs(params: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return loaded
 
 
-def write_pair_inputs(params: dict) -> list[Path]:
+def write_pair_inputs(params: dict, loaded: list | None = None) -> list[Path]:
     """Stage ``pairs``: ``stylize.out/inputs/PAIR_{content,style}.png``, the pairs at the scale every method
     sees them, so grids, metrics and the study read what the methods saw."""
     inputs = Path(params["stylize"]["out"]) / "inputs"
     written = []
-    for i, (content, style) in enumerate(_load_pairs(params)):
+    for i, (content, style) in enumerate(loaded or load_pairs(params)):
         written += [save_image(content, inputs / f"{i:02d}_content.png"), save_image(style, inputs / f"{i:02d}_style.png")]
     return written
 
 
-def stylize_method(params: dict, method: str) -> list[Path]:
+def stylize_method(params: dict, method: str, loaded: list | None = None) -> list[Path]:
     """Stage ``stylize@METHOD``: every evaluation pair with the trained ``method``
-    (``stylize.out/METHOD/PAIR.png``), from ``train.out/METHOD/weights.pt``."""
+    (``stylize.out/METHOD/PAIR.png``), from ``train.out/METHOD/weights.pt``. ``loaded``: the pairs
+    already read (:func:`load_pairs`), when one process stylizes several methods."""
     s = params["stylize"]
     out = Path(s["out"])
     torch.manual_seed(int(s.get("seed", 0)))
-    loaded = _load_pairs(params)
+    loaded = loaded or load_pairs(params)
     weights = Path(params["train"]["out"]) / method / "weights.pt"
     model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
                         precision=str(s.get("precision", "auto")))
@@ -177,5 +178,6 @@ def stylize_method(params: dict, method: str) -> list[Path]:
 def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[str, list[Path]]:
     """Every evaluation pair with every method of ``stylize.methods`` (or ``methods``), and the inputs:
     stages ``pairs`` and ``stylize@METHOD`` in one call."""
-    write_pair_inputs(params)
-    return {m: stylize_method(params, m) for m in (methods or params["stylize"]["methods"])}
+    loaded = load_pairs(params)  # read once for the inputs and every method
+    write_pair_inputs(params, loaded)
+    return {m: stylize_method(params, m, loaded) for m in (methods or params["stylize"]["methods"])}

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from survey.blinding import BLIND_COLUMNS, new_ids
-from survey.design import BROKEN, StudyConfig, load_plan, make_plan, save_plan
+from survey.design import BROKEN, StudyConfig, forbidden_words, load_plan, make_plan, save_plan
 from survey.responses import read_responses, write_responses
 from survey.simulate import SimulationModel, simulate
 from survey.static import export_static
@@ -32,11 +32,11 @@ def png_chunks(data: bytes) -> list[bytes]:
 
 
 def names(cfg) -> list[str]:
-    return [m.lower() for m in cfg.methods] + [BROKEN]
+    return [w.lower() for w in forbidden_words(cfg)]
 
 
 def option_ids(plan) -> set[str]:
-    return {i for it in plan.items for i in it.options} | {i for ids in plan.refs.values() for i in ids}
+    return set(plan.image_ids())
 
 
 @pytest.fixture

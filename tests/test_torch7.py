@@ -40,8 +40,6 @@ def vgg_t7(path, k: int, rng) -> dict:
             cout, cin, ks = VGG_CONVS[i]
             modules.append(conv(cout, cin, ks, rng))
             weights[i] = modules[-1]
-        elif i in (1,):
-            modules.append(other("nn.SpatialReflectionPadding"))
         else:
             modules.append(other("nn.ReLU" if i - 1 in VGG_CONVS else "nn.SpatialReflectionPadding"))
     save_sequential(path, modules)

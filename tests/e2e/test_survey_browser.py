@@ -176,7 +176,7 @@ def crawl_study_dir(tmp_path):
 
 
 def ids_of(plan) -> set[str]:
-    return {i for it in plan.items for i in it.options} | {i for ids in plan.refs.values() for i in ids}
+    return set(plan.image_ids())
 
 
 def test_crawler_served_study_reveals_no_method_no_check_and_no_shared_id(browser, crawl_study_dir):
