@@ -42,7 +42,12 @@ def plot_loss_curves(train_dir: Path, out: Path, methods: Sequence[str] = ("sane
 
     labels = {"sanet": "SANet module", "sanet_safin": "SAFIN module (SANet base network)"}
     fig, axes = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 4), squeeze=False)
-    for ax, loss in zip(axes[0], losses):
+    if not methods:  # nothing trained here (the pretrained profile): say so rather than draw empty axes
+        for ax in axes[0]:
+            ax.axis("off")
+        axes[0][0].text(0, 0.5, "No training curves: no method of curves.methods was trained in this run\n"
+                                "(the authors' released models have no logged losses).", fontsize=11, va="center")
+    for ax, loss in zip(axes[0] if methods else [], losses):
         for i, method in enumerate(methods):
             steps, values = read_loss(Path(train_dir) / method / "live", loss)
             colour = f"C{i}"

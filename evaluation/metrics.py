@@ -74,16 +74,22 @@ DESCRIPTION = {
 }
 
 
-@functools.lru_cache(maxsize=2)
-def _vgg(device: str = "cpu"):
-    from safin.io.weights import vgg19_encoder
-
-    return vgg19_encoder(normalised=True, last="relu5_1").to(device)
+#: the metrics' encoder by default (``evaluate.encoder_weights``; ``derived`` in the ci profile, so the
+#: gated numbers do not depend on whether the machine could download bethgelab's weights)
+METRIC_ENCODER = "normalised"
 
 
-def _feats(x: torch.Tensor):
+@functools.lru_cache(maxsize=4)
+def _vgg(device: str = "cpu", weights: str = METRIC_ENCODER):
+    from safin.blocks.encoder import VGG19Encoder
+    from safin.io.weights import load_encoder_weights
+
+    return load_encoder_weights(VGG19Encoder(last="relu5_1"), weights).eval().to(device)
+
+
+def _feats(x: torch.Tensor, weights: str = METRIC_ENCODER):
     with torch.inference_mode():
-        return _vgg(str(x.device))(x, TAPS_1_TO_5)
+        return _vgg(str(x.device), weights)(x, TAPS_1_TO_5)
 
 
 def colour_histogram(img: torch.Tensor, bins: int = 8) -> torch.Tensor:
@@ -109,23 +115,25 @@ def ssim_gray(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(structural_similarity(ga, gb, data_range=1.0))
 
 
-def features(image: torch.Tensor) -> dict[str, torch.Tensor]:
+def features(image: torch.Tensor, encoder_weights: str = METRIC_ENCODER) -> dict[str, torch.Tensor]:
     """The normalised VGG-19 features (relu1_1..relu5_1) the metrics use, of one (3, H, W) image: pass
     them to :func:`pair_metrics` to measure several outputs of one pair without recomputing them."""
-    return _feats(image[None])
+    return _feats(image[None], encoder_weights)
 
 
 def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, *,
-                 content_features: dict | None = None, style_features: dict | None = None) -> dict[str, float]:
+                 content_features: dict | None = None, style_features: dict | None = None,
+                 encoder_weights: str = METRIC_ENCODER) -> dict[str, float]:
     """All per-pair metrics of one output (3, H, W) against its content (same size) and style.
-    ``content_features`` / ``style_features``: :func:`features` of ``content`` / ``style``, if at hand."""
+    ``content_features`` / ``style_features``: :func:`features` of ``content`` / ``style``, if at hand
+    (computed with the same ``encoder_weights``)."""
     from safin.blocks.losses import gram_matrix, style_loss as _style_loss
 
     if output.shape != content.shape:
         raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in size")
-    fo = _feats(output[None])
-    fc = content_features if content_features is not None else _feats(content[None])
-    fs = style_features if style_features is not None else _feats(style[None])
+    fo = _feats(output[None], encoder_weights)
+    fc = content_features if content_features is not None else _feats(content[None], encoder_weights)
+    fs = style_features if style_features is not None else _feats(style[None], encoder_weights)
     diff = fo["relu4_1"] - fc["relu4_1"]
     gram = sum(float(torch.nn.functional.mse_loss(gram_matrix(fo[t]), gram_matrix(fs[t]))) for t in fo)
     return {

@@ -24,7 +24,23 @@ SCALE_NOTE = {
             "(the paper: 160k iterations on MS-COCO + WikiArt). Verdicts describe these barely-trained "
             "models; they cannot confirm or refute what the paper says about converged ones.",
     "paper": "paper profile: the paper's recipe and data; verdicts speak to the paper's claims.",
+    "pretrained": "pretrained profile: the authors' released models (see Training: weights), on the 40 "
+                  "evaluation pairs; the claims about them are claims about the models the paper compared. "
+                  "Methods without a release are trained with train.* or left out, as the table says.",
 }
+
+TRAIN_HEADER = ["method", "weights", "iterations", "images/s", "device", "encoder", "final total loss"]
+
+
+def training_row(method: str, t: dict) -> list:
+    """One row of the Training table from ``summary.json``: trained here, or the authors' release."""
+    enc = t.get("encoder") or {}
+    encoder = enc.get("source") or enc.get("name") or "not recorded (a run before the encoder was recorded)"
+    if t.get("origin") == "authors' release":
+        return [method, f"the authors' release: {t.get('release')}", "—", "—", "—", encoder, "—"]
+    ips = t.get("images_per_s")
+    return [method, "trained here", t["iterations"], f"{ips:.2f}" if ips else "—", t.get("device", "?"), encoder,
+            _fmt(t.get("final_losses", {}).get("total", float("nan")))]
 
 
 #: the report's HTML template (package data under ``evaluation/templates``), HTML-escaped by default
@@ -100,8 +116,9 @@ def methods_rows(methods: dict[str, dict]) -> list[list[str]]:
 def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
                  train_dir: Path, out_dir: Path, inputs: dict[str, Path],
                  survey_path: Path | None = None, speed_path: Path | None = None,
-                 methods: dict[str, dict] | None = None) -> tuple[Path, Path]:
-    """``methods``: stage check_methods' records (``pipeline.method_info.read_info``)."""
+                 methods: dict[str, dict] | None = None, left_out: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """``methods``: stage check_methods' records (``pipeline.method_info.read_info``); ``left_out``: built-in
+    methods this run does not include, with why."""
     summary = json.loads(Path(summary_path).read_text())
     method_rows = methods_rows(methods or {})
     profile = params.get("profile", "?")
@@ -115,10 +132,12 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     for method in params["train"]["methods"]:
         f = Path(train_dir) / method / "summary.json"
         if f.exists():
-            t = json.loads(f.read_text())
-            ips = t.get("images_per_s")
-            train_rows.append([method, t["iterations"], f"{ips:.2f}" if ips else "—", t["device"],
-                               _fmt(t["final_losses"].get("total", float("nan")))])
+            train_rows.append(training_row(method, json.loads(f.read_text())))
+    for method, why in (left_out or {}).items():
+        train_rows.append([method, f"left out: {why}", "—", "—", "—", "—", "—"])
+    enc = summary.get("encoder") or {}
+    setup.append(["metrics' encoder", f"{enc.get('name', 'normalised')}: {enc.get('source', 'not recorded')}"])
+    claims_on = "; ".join(f"{r[0]}: {r[1]}" for r in train_rows)
     m_header, m_rows = metrics_rows(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
@@ -159,10 +178,10 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## Setup", _md_table(["item", "value"], setup), "",
           "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
-          "## Training", _md_table(["method", "iterations", "images/s", "device", "final total loss"], train_rows), "",
+          "## Training", _md_table(TRAIN_HEADER, train_rows), "",
           "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
           _md_table(["metric", "definition"], definitions), "",
-          "## The paper's claims", _md_table(claim_header, claim_rows), "",
+          "## The paper's claims", f"Models: {claims_on}.", "", _md_table(claim_header, claim_rows), "",
           f"_{SCALE_NOTE.get(profile, '')}_", "",
           "## Speed", speed_note, "", _md_table(speed_header, speed_rows) if speed_rows else "", "",
           "## User study", study_note, "",
@@ -178,7 +197,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     figures_html = [(f.stem, _embedded(f)) for f in figures if f.exists()]
     page = TEMPLATES.get_template("report.html").render(
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
-        train_rows=train_rows,
+        train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
         metrics_header=m_header, metrics_rows=m_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note, figures=figures_html)

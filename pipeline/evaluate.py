@@ -10,12 +10,15 @@ from tqdm import tqdm
 from evaluation.metrics import DESCRIPTION, DIRECTION, features, pair_metrics
 from evaluation.statistics import bootstrap_ci
 from safin.io.images import load_image
-from safin.io.weights import fetch
+from safin.io.weights import ENCODER_WEIGHTS, fetch, weights_identity
 
 
 def evaluate(params: dict) -> dict:
     e, s = params["evaluate"], params["stylize"]
-    for asset in ("vgg19_normalised", "alexnet"):  # the metrics' networks (fetched by stage fetch_weights)
+    enc = str(e.get("encoder_weights", "normalised"))
+    if enc not in ENCODER_WEIGHTS:
+        raise ValueError(f"evaluate.encoder_weights: {enc!r} is not one of {sorted(ENCODER_WEIGHTS)}")
+    for asset in (ENCODER_WEIGHTS[enc], "alexnet"):  # the metrics' networks (fetched by stage fetch_weights)
         fetch(asset)
     stylized = Path(s["out"])
     inputs = stylized / "inputs"
@@ -27,13 +30,14 @@ def evaluate(params: dict) -> dict:
     for i in range(n_pairs):
         content = load_image(inputs / f"{i:02d}_content.png")
         style = load_image(inputs / f"{i:02d}_style.png")
-        pairs.append((content, style, features(content), features(style)))
+        pairs.append((content, style, features(content, enc), features(style, enc)))
     for method in s["methods"]:
         for i in tqdm(range(n_pairs), desc=f"evaluate {method}", unit="pair"):
             out = load_image(stylized / method / f"{i:02d}.png")
             content, style, fc, fs = pairs[i]
             rows.append({"method": method, "pair": i,
-                         **pair_metrics(out, content, style, content_features=fc, style_features=fs)})
+                         **pair_metrics(out, content, style, content_features=fc, style_features=fs,
+                                      encoder_weights=enc)})
     out_dir = Path(e["out"])
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "per_pair.csv", "w", newline="") as f:
@@ -52,7 +56,8 @@ def evaluate(params: dict) -> dict:
                                  f"available offline) and at least 800 images; this set has {n_pairs} pairs"}
     for name, why in skipped.items():
         print(f"{name}: {why}")
-    doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "metrics": summary, "skipped": skipped,
+    doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
+           "metrics": summary, "skipped": skipped,
            "definitions": DESCRIPTION, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc

@@ -27,3 +27,14 @@ def labels(names, folder: Path = METHODS_DIR) -> dict[str, str]:
     """``{name: label}`` for ``names``; a method without a record is labelled by its name."""
     info = read_info(folder)
     return {n: info.get(n, {}).get("label") or n for n in names}
+
+
+#: the built-in methods (``baselines.METHOD_NAMES``, restated here so the report needs no model code; a test
+#: holds the two equal)
+BUILT_IN = ("safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct")
+
+
+def pretrained_methods(params: dict) -> list[str]:
+    """``pretrained.methods``: the methods whose authors' release replaces training."""
+    return list((params.get("pretrained") or {}).get("methods") or [])
+

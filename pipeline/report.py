@@ -6,12 +6,22 @@ from pathlib import Path
 from evaluation.claims import check_claims
 from evaluation.report import build_report
 
-from .method_info import read_info
+from .method_info import BUILT_IN, pretrained_methods, read_info
 
 
 def _in_order(info: dict, names) -> dict:
     """The methods' records in params.yaml's order, then any other recorded one."""
     return {**{n: info[n] for n in names if n in info}, **{n: v for n, v in info.items() if n not in names}}
+
+
+def left_out(params: dict) -> dict[str, str]:
+    """Built-in methods in neither ``stylize.methods`` nor ``train.methods``, with why (the ``pretrained``
+    profile leaves out the two that have no release)."""
+    from safin.io.releases import RELEASES
+
+    used = set(params["stylize"]["methods"]) | set(params["train"]["methods"])
+    return {m: ("no released weights of the authors; add it to train.methods and stylize.methods to train it"
+                if m not in RELEASES else "not in stylize.methods") for m in BUILT_IN if m not in used}
 
 
 def report(params: dict) -> tuple[Path, Path]:
@@ -31,4 +41,5 @@ def report(params: dict) -> tuple[Path, Path]:
                         figures=[f for f in figures if f.exists()], train_dir=train_dir, out_dir=Path(r["out"]),
                         inputs=inputs, survey_path=Path(r["survey"]) if r.get("survey") else None,
                         speed_path=Path(params["benchmark"]["out"]) if "benchmark" in params else None,
-                        methods=_in_order(read_info(), params["train"]["methods"]))
+                        methods=_in_order(read_info(), params["train"]["methods"]),
+                        left_out=left_out(params) if pretrained_methods(params) else None)

@@ -62,6 +62,13 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
 
 
 def run(params: dict[str, Any], method: str, **overrides) -> dict:
+    from .method_info import pretrained_methods
+    from .pretrained import import_release
+
+    if method in pretrained_methods(params):  # the authors' release instead of training (profile pretrained)
+        if method not in params["train"]["methods"]:
+            raise ValueError(f"method {method!r} is not in train.methods {params['train']['methods']}")
+        return import_release(params, method)
     cls = baselines.resolve(method)  # a plugin: imported and registered here
     cfg = config_from_params(params, method, **overrides)
     ensure_encoder_weights(cfg.encoder_weights)

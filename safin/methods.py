@@ -337,12 +337,15 @@ def trained_state(model: StyleTransfer) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
 
 
-def save_weights(model: StyleTransfer, path, **meta) -> None:
-    """Write ``{"method", "state_dict", "meta"}`` atomically (temp file + rename)."""
+def save_weights(model: StyleTransfer, path, *, with_encoder: bool = False, **meta) -> None:
+    """Write ``{"method", "state_dict", "meta"}`` atomically (temp file + rename). ``with_encoder``: the
+    encoder's weights go too (the authors' releases: their decoders belong to their encoder, which is not
+    an asset of the registry); :func:`load_weights` then loads them back."""
     from safin.io.files import atomic_path
 
+    state = model.state_dict() if with_encoder else trained_state(model)
     with atomic_path(path) as tmp:
-        torch.save({"method": model.name, "state_dict": trained_state(model), "meta": meta}, tmp)
+        torch.save({"method": model.name, "state_dict": state, "meta": meta}, tmp)
 
 
 def load_weights(model: StyleTransfer, path) -> dict:
@@ -361,5 +364,9 @@ def load_weights(model: StyleTransfer, path) -> dict:
     if bad:
         raise InputError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); "
                          f"a diverged run's weights cannot be used")
-    load_into(model, state, str(path), drop=lambda k: k.startswith("encoder."))
-    return ckpt.get("meta", {})
+    with_encoder = any(k.startswith("encoder.") for k in state)  # an authors' release: their encoder too
+    load_into(model, state, str(path), drop=lambda k: k.startswith("encoder.") and not with_encoder)
+    meta = ckpt.get("meta", {})
+    if with_encoder:
+        model.reference_encoder = str(meta.get("encoder", {}).get("source", f"the encoder saved in {path}"))
+    return meta

@@ -22,7 +22,7 @@ def test_registry_entries_are_complete():
             if s.kind == "pypi_sdist":
                 assert "==" in s.requirement and len(s.archive_sha256) == 64 and s.member
             if s.kind in ("url", "pypi_sdist"):
-                assert s.sha256 and s.convert is not None
+                assert (s.sha256 or s.record) and s.convert is not None  # pinned, or recorded on first use
     # the canonical URL comes first, the offline archive second
     assert [s.kind for s in REGISTRY["vgg19"].sources] == ["url", "pypi_sdist"]
 

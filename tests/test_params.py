@@ -10,7 +10,7 @@ from .conftest import REPO
 
 def test_every_profile_sets_the_same_keys_and_all_exist_in_params():
     names = profile_names(REPO / "profiles")
-    assert set(names) == {"ci", "demo", "paper"}
+    assert set(names) == {"ci", "demo", "paper", "pretrained"}
     keysets = {n: set(profile_keys(n, REPO / "profiles")) for n in names}
     assert len({frozenset(k) for k in keysets.values()}) == 1, keysets
     flat = _flatten(load_params(REPO / "params.yaml"))

@@ -5,52 +5,7 @@ import torch
 from baselines import build
 from safin.methods import InputError
 
-# pytorch-AdaIN / SANet decoder (nn.Sequential): conv module indices and (out, in) channels
-ADAIN_DECODER_CONVS = {1: (256, 512), 5: (256, 256), 8: (256, 256), 11: (256, 256), 14: (128, 256),
-                       18: (128, 128), 21: (64, 128), 25: (64, 64), 28: (3, 64)}
-# pytorch-AdaIN vgg_normalised.pth (nn.Sequential of 53 modules): conv indices and (out, in, k)
-VGG_SEQ = {0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
-           19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3), 32: (512, 512, 3),
-           35: (512, 512, 3), 38: (512, 512, 3), 42: (512, 512, 3), 45: (512, 512, 3), 48: (512, 512, 3),
-           51: (512, 512, 3)}
-
-
-def _conv(prefix, cout, cin, k, gen):
-    return {f"{prefix}weight": torch.randn(cout, cin, k, k, generator=gen), f"{prefix}bias": torch.randn(cout, generator=gen)}
-
-
-def _adain_decoder(gen):
-    state = {}
-    for idx, (cout, cin) in ADAIN_DECODER_CONVS.items():
-        state.update(_conv(f"{idx}.", cout, cin, 3, gen))
-    return state
-
-
-def _vgg_sequential(gen):
-    state = {}
-    for idx, (cout, cin, k) in VGG_SEQ.items():
-        state.update(_conv(f"{idx}.", cout, cin, k, gen))
-    return state
-
-
-def _safin_module(c, gen):
-    state = {"shared_weight": torch.randn(c, generator=gen), "shared_bias": torch.randn(c, generator=gen)}
-    for name in ("gamma_conv", "beta_conv", "attention.query_conv", "attention.key_conv", "attention.value_conv"):
-        state.update(_conv(f"{name}.", c, c, 1, gen))
-    return state
-
-
-def _safin_decoder(gen):
-    state = {}
-    for name, cin, cout in (("conv4_1", 512, 256), ("conv3_4", 256, 256), ("conv3_3", 256, 256),
-                            ("conv3_2", 256, 256), ("conv3_1", 256, 128), ("conv2_2", 128, 128),
-                            ("conv2_1", 128, 64), ("conv1_2", 64, 64), ("conv1_1", 64, 3)):
-        state.update(_conv(f"{name}.", cout, cin, 3, gen))
-    for level, c in ((3, 256), (2, 128), (1, 64)):  # the fixed Haar filters, saved as parameters
-        for band in ("LL", "LH", "HL", "HH"):
-            state[f"recon_block{level}.{band}.weight"] = torch.randn(c, 1, 2, 2, generator=gen)
-    return state
-
+from .release_files import _adain_decoder, _conv, _safin_decoder, _safin_module, _vgg_sequential
 
 def test_adain_decoder_and_vgg_load(tmp_path):
     gen = torch.Generator().manual_seed(0)

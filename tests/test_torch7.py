@@ -1,83 +1,22 @@
 """WCT's released Torch7 models (``*.t7``) read with torchfile, checked against their layout
 (methods.md §4), from synthetic files with exactly that layout."""
-import numpy as np
 import pytest
 import torch
 
 from baselines import build
 from safin.blocks.decoders import mirror_decoder
 from safin.blocks.encoder import SEQUENTIAL_VGG_INDEX
-from safin.io.torch7 import Torch7Error, read_modules, sequential_state
+from safin.io.torch7 import Torch7Error, sequential_state
 from safin.methods import InputError
 
-from .t7_writer import Module, conv, save_sequential
-
-#: the relu after which vgg_normalised_convK_1.t7 ends, and the conv indices it holds (methods.md §4)
-VGG_CONVS = {0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
-             19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3), 32: (512, 512, 3),
-             35: (512, 512, 3), 38: (512, 512, 3), 42: (512, 512, 3)}
-LAST_CONV = {1: 2, 2: 9, 3: 16, 4: 29, 5: 42}
-#: feature_invertor_convK_1.t7: conv index -> (out, in), written from methods.md §4, not from our code
-DECODER_CONVS = {
-    1: {1: (3, 64)},
-    2: {1: (64, 128), 5: (64, 64), 8: (3, 64)},
-    3: {1: (128, 256), 5: (128, 128), 8: (64, 128), 12: (64, 64), 15: (3, 64)},
-    4: {1: (256, 512), 5: (256, 256), 8: (256, 256), 11: (256, 256), 14: (128, 256), 18: (128, 128), 21: (64, 128),
-        25: (64, 64), 28: (3, 64)},
-    5: {1: (512, 512), 5: (512, 512), 8: (512, 512), 11: (512, 512), 14: (256, 512), 18: (256, 256), 21: (256, 256),
-        24: (256, 256), 27: (128, 256), 31: (128, 128), 34: (64, 128), 38: (64, 64), 41: (3, 64)},
-}
-
-
-def other(name: str) -> Module:
-    return Module(name)
-
-
-def vgg_t7(path, k: int, rng) -> dict:
-    modules, weights = [], {}
-    for i in range(LAST_CONV[k] + 2):  # up to and including reluK_1
-        if i in VGG_CONVS:
-            cout, cin, ks = VGG_CONVS[i]
-            modules.append(conv(cout, cin, ks, rng))
-            weights[i] = modules[-1]
-        else:
-            modules.append(other("nn.ReLU" if i - 1 in VGG_CONVS else "nn.SpatialReflectionPadding"))
-    save_sequential(path, modules)
-    return weights
-
-
-def decoder_t7(path, k: int, rng) -> dict:
-    convs = DECODER_CONVS[k]
-    modules, weights = [], {}
-    for i in range(max(convs) + 1):
-        if i in convs:
-            modules.append(conv(*convs[i], 3, rng))
-            weights[i] = modules[-1]
-        else:
-            modules.append(other("nn.SpatialReflectionPadding" if i + 1 in convs else "nn.ReLU"))
-    save_sequential(path, modules)
-    return weights
-
+from .release_files import write_wct_release
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """The ten files of the release, with shared encoder layers equal (one network, truncated)."""
     root = tmp_path_factory.mktemp("wct_models")
-    rng = np.random.default_rng(0)
-    vgg = vgg_t7(root / "vgg_normalised_conv5_1.t7", 5, rng)
-    for k in (1, 2, 3, 4):
-        modules = read_modules(root / "vgg_normalised_conv5_1.t7")[: LAST_CONV[k] + 2]
-        save_sequential(root / f"vgg_normalised_conv{k}_1.t7",
-                        [conv_like(m) for m in modules])
-    decoders = {k: decoder_t7(root / f"feature_invertor_conv{k}_1.t7", k, np.random.default_rng(k)) for k in range(1, 6)}
+    vgg, decoders = write_wct_release(root)
     return root, vgg, decoders
-
-
-def conv_like(m) -> Module:
-    name = m.torch_typename().decode()
-    if name.endswith("SpatialConvolution"):
-        return Module(name, weight=np.array(m.weight), bias=np.array(m.bias))
-    return Module(name)
 
 
 def test_torchfile_reads_the_layout_our_decoders_have(released):

@@ -47,8 +47,19 @@ def verify_file(path: Path, sha256: str | None = None, size: int | None = None) 
             raise ChecksumError(f"{path}: sha256 {got}, expected {sha256}")
 
 
+def mirrored(url: str) -> str:
+    """``url`` through ``$SAFIN_URL_MIRROR`` when it is set: ``https://HOST/PATH?Q`` becomes
+    ``MIRROR/HOST/PATH?Q`` (an institute's mirror of the canonical downloads, or a test server on
+    127.0.0.1). The canonical URL stays what is recorded and printed."""
+    mirror = os.environ.get("SAFIN_URL_MIRROR", "").rstrip("/")
+    if not mirror:
+        return url
+    rest = url.split("://", 1)[-1]
+    return f"{mirror}/{rest}"
+
+
 def _open(url: str, start: int, timeout: float):
-    req = urllib.request.Request(url, headers={"User-Agent": "safin-repro/0.1"})
+    req = urllib.request.Request(mirrored(url), headers={"User-Agent": "safin-repro/0.1"})
     if start:
         req.add_header("Range", f"bytes={start}-")
     return urllib.request.urlopen(req, timeout=timeout)

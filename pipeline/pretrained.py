@@ -1,0 +1,57 @@
+"""The authors' released models in the pipeline: stage ``train@METHOD`` of a method in
+``pretrained.methods`` imports its release instead of training.
+
+The release's files (:mod:`safin.io.releases`: your folder, the cache, or the canonical URL; checksums
+pinned or recorded on first use) are loaded by the method's own ``load_reference``, always with the
+authors' encoder, and written as ``train.out/METHOD/weights.pt`` *with that encoder* (their decoders were
+trained on it). Every later stage (stylize, evaluate, grids, report, the study) then runs on them as on
+trained weights, and ``summary.json`` says where they came from (``"origin": "authors' release"``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safin.io.files import atomic_write_text
+from safin.io.releases import fetch_release, release
+
+
+
+def folder_for(params: dict[str, Any], method: str) -> Path | None:
+    """The user's folder of hand-downloaded files for ``method``: ``pretrained.folders.METHOD``, else
+    ``pretrained.folder/METHOD`` (when it exists)."""
+    p = params.get("pretrained") or {}
+    own = (p.get("folders") or {}).get(method)
+    if own:
+        return Path(own).expanduser()
+    base = p.get("folder")
+    return Path(base).expanduser() / method if base else None
+
+
+def import_release(params: dict[str, Any], method: str) -> dict:
+    """Fetch and check ``method``'s release, load it into the method, write ``weights.pt`` (with the
+    authors' encoder) and ``summary.json`` under ``train.out/METHOD``; returns the summary."""
+    import baselines
+    from safin.methods import save_weights
+
+    rel = release(method)
+    files = fetch_release(method, folder_for(params, method))
+    model = baselines.build(method, encoder_weights="random")  # the release's encoder replaces it
+    model.load_reference(*[str(f["path"]) for f in files.values()])
+    out = Path(params["train"]["out"]) / method
+    for sub in ("checkpoints", "live"):  # the stage's other outputs: nothing trained, nothing to resume
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    provenance = {n: {"from": str(f["from"]), "path": str(f["path"]), "sha256": f["sha256"], "checksum": f["checksum"]}
+                  for n, f in files.items()}
+    encoder = {"name": "authors", "source": getattr(model, "reference_encoder", "the authors' encoder"),
+               "file": list(files)[-1]}
+    save_weights(model, out / "weights.pt", with_encoder=True, origin="authors' release", release=rel.what,
+                 files=provenance, encoder=encoder)
+    summary = {"method": method, "origin": "authors' release", "release": rel.what, "page": rel.page,
+               "iterations": 0, "files": provenance, "encoder": encoder, "weights": str(out / "weights.pt")}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    for name, f in files.items():
+        print(f"{method}: {name} from {f['from']}\n  sha256 {f['sha256']} ({f['checksum']})")
+    print(f"{method}: the authors' weights ({rel.what}) with {encoder['source']} -> {out / 'weights.pt'}")
+    return summary

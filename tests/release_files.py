@@ -1,0 +1,164 @@
+"""Synthetic copies of the authors' released files: exactly their containers, keys and shapes (written from
+methods.md and the reference repositories' layouts, not from our modules), with He-scaled random values
+so a model built from them gives finite images. Used by the loaders' tests and the pretrained profile's
+end-to-end test (served from 127.0.0.1)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from safin.io.torch7 import read_modules
+
+from .t7_writer import Module, conv, save_sequential
+
+# pytorch-AdaIN / SANet decoder (nn.Sequential): conv module indices and (out, in) channels
+ADAIN_DECODER_CONVS = {1: (256, 512), 5: (256, 256), 8: (256, 256), 11: (256, 256), 14: (128, 256),
+                       18: (128, 128), 21: (64, 128), 25: (64, 64), 28: (3, 64)}
+# pytorch-AdaIN vgg_normalised.pth (nn.Sequential of 53 modules): conv indices and (out, in, k)
+VGG_SEQ = {0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
+           19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3), 32: (512, 512, 3),
+           35: (512, 512, 3), 38: (512, 512, 3), 42: (512, 512, 3), 45: (512, 512, 3), 48: (512, 512, 3),
+           51: (512, 512, 3)}
+
+
+def _conv(prefix, cout, cin, k, gen):
+    scale = (2.0 / (cin * k * k)) ** 0.5  # He initialisation: activations stay finite through the layers
+    return {f"{prefix}weight": scale * torch.randn(cout, cin, k, k, generator=gen),
+            f"{prefix}bias": 0.01 * torch.randn(cout, generator=gen)}
+
+
+def _adain_decoder(gen):
+    state = {}
+    for idx, (cout, cin) in ADAIN_DECODER_CONVS.items():
+        state.update(_conv(f"{idx}.", cout, cin, 3, gen))
+    return state
+
+
+def _vgg_sequential(gen):
+    state = {}
+    for idx, (cout, cin, k) in VGG_SEQ.items():
+        state.update(_conv(f"{idx}.", cout, cin, k, gen))
+    return state
+
+
+def _safin_module(c, gen):
+    state = {"shared_weight": torch.randn(c, generator=gen), "shared_bias": torch.randn(c, generator=gen)}
+    for name in ("gamma_conv", "beta_conv", "attention.query_conv", "attention.key_conv", "attention.value_conv"):
+        state.update(_conv(f"{name}.", c, c, 1, gen))
+    return state
+
+
+def _safin_decoder(gen):
+    state = {}
+    for name, cin, cout in (("conv4_1", 512, 256), ("conv3_4", 256, 256), ("conv3_3", 256, 256),
+                            ("conv3_2", 256, 256), ("conv3_1", 256, 128), ("conv2_2", 128, 128),
+                            ("conv2_1", 128, 64), ("conv1_2", 64, 64), ("conv1_1", 64, 3)):
+        state.update(_conv(f"{name}.", cout, cin, 3, gen))
+    for level, c in ((3, 256), (2, 128), (1, 64)):  # the fixed Haar filters, saved as parameters
+        for band in ("LL", "LH", "HL", "HH"):
+            state[f"recon_block{level}.{band}.weight"] = torch.randn(c, 1, 2, 2, generator=gen)
+    return state
+
+
+#: the relu after which vgg_normalised_convK_1.t7 ends, and the conv indices it holds (methods.md §4)
+VGG_CONVS = {0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
+             19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3), 32: (512, 512, 3),
+             35: (512, 512, 3), 38: (512, 512, 3), 42: (512, 512, 3)}
+LAST_CONV = {1: 2, 2: 9, 3: 16, 4: 29, 5: 42}
+#: feature_invertor_convK_1.t7: conv index -> (out, in), written from methods.md §4, not from our code
+DECODER_CONVS = {
+    1: {1: (3, 64)},
+    2: {1: (64, 128), 5: (64, 64), 8: (3, 64)},
+    3: {1: (128, 256), 5: (128, 128), 8: (64, 128), 12: (64, 64), 15: (3, 64)},
+    4: {1: (256, 512), 5: (256, 256), 8: (256, 256), 11: (256, 256), 14: (128, 256), 18: (128, 128), 21: (64, 128),
+        25: (64, 64), 28: (3, 64)},
+    5: {1: (512, 512), 5: (512, 512), 8: (512, 512), 11: (512, 512), 14: (256, 512), 18: (256, 256), 21: (256, 256),
+        24: (256, 256), 27: (128, 256), 31: (128, 128), 34: (64, 128), 38: (64, 64), 41: (3, 64)},
+}
+
+
+def other(name: str) -> Module:
+    return Module(name)
+
+
+def vgg_t7(path, k: int, rng) -> dict:
+    modules, weights = [], {}
+    for i in range(LAST_CONV[k] + 2):  # up to and including reluK_1
+        if i in VGG_CONVS:
+            cout, cin, ks = VGG_CONVS[i]
+            modules.append(conv(cout, cin, ks, rng))
+            weights[i] = modules[-1]
+        else:
+            modules.append(other("nn.ReLU" if i - 1 in VGG_CONVS else "nn.SpatialReflectionPadding"))
+    save_sequential(path, modules)
+    return weights
+
+
+def decoder_t7(path, k: int, rng) -> dict:
+    convs = DECODER_CONVS[k]
+    modules, weights = [], {}
+    for i in range(max(convs) + 1):
+        if i in convs:
+            modules.append(conv(*convs[i], 3, rng))
+            weights[i] = modules[-1]
+        else:
+            modules.append(other("nn.SpatialReflectionPadding" if i + 1 in convs else "nn.ReLU"))
+    save_sequential(path, modules)
+    return weights
+
+
+def conv_like(m) -> Module:
+    name = m.torch_typename().decode()
+    if name.endswith("SpatialConvolution"):
+        return Module(name, weight=np.array(m.weight), bias=np.array(m.bias))
+    return Module(name)
+
+
+
+
+def sanet_transformer(gen):
+    state = {}
+    for block in ("sanet4_1", "sanet5_1"):
+        for c in ("f", "g", "h", "out_conv"):
+            state.update(_conv(f"{block}.{c}.", 512, 512, 1, gen))
+    state.update(_conv("merge_conv.", 512, 512, 3, gen))
+    return state
+
+
+def safin_checkpoint(gen, keys=("meta_adain4_state_dict", "meta_adain3_state_dict")):
+    return {"decoder_state_dict": _safin_decoder(gen), keys[0]: _safin_module(512, gen), keys[1]: _safin_module(256, gen)}
+
+
+def write_wct_release(root: Path, seed: int = 0) -> tuple[dict, dict]:
+    """The ten .t7 files, the five encoders truncations of one network; returns (vgg, decoders) modules."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    vgg = vgg_t7(root / "vgg_normalised_conv5_1.t7", 5, rng)
+    for k in (1, 2, 3, 4):
+        modules = read_modules(root / "vgg_normalised_conv5_1.t7")[: LAST_CONV[k] + 2]
+        save_sequential(root / f"vgg_normalised_conv{k}_1.t7", [conv_like(m) for m in modules])
+    decoders = {k: decoder_t7(root / f"feature_invertor_conv{k}_1.t7", k, np.random.default_rng(seed + k))
+                for k in range(1, 6)}
+    return vgg, decoders
+
+
+def write_release(method: str, folder: Path, seed: int = 0) -> dict[str, Path]:
+    """The files of ``method``'s release in ``folder`` under their released names; returns name -> path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    if method == "wct":
+        write_wct_release(folder, seed)
+        return {p.name: p for p in sorted(folder.glob("*.t7"))}
+    files = {"adain": {"decoder.pth": _adain_decoder},
+             "sanet": {"decoder_iter_500000.pth": _adain_decoder, "transformer_iter_500000.pth": sanet_transformer},
+             "safin": {"decoder.pth": safin_checkpoint}}[method]
+    out = {}
+    for name, make in files.items():
+        torch.save(make(gen), folder / name)
+        out[name] = folder / name
+    torch.save(_vgg_sequential(gen), folder / "vgg_normalised.pth")
+    out["vgg_normalised.pth"] = folder / "vgg_normalised.pth"
+    return out
