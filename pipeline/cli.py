@@ -20,6 +20,21 @@ def _cmd_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch_release(args: argparse.Namespace) -> int:
+    from safin.io.releases import RELEASES, fetch_release
+
+    from .params import load_params
+    from .pretrained import folder_for
+
+    params = load_params(args.params)
+    methods = args.method or list(params["pretrained"]["methods"]) or sorted(RELEASES)
+    for m in methods:
+        folder = Path(args.folder) if args.folder else folder_for(params, m)
+        for name, f in fetch_release(m, folder).items():
+            print(f"{m}: {name}: {f['path']}\n  from {f['from']}\n  sha256 {f['sha256']} ({f['checksum']})")
+    return 0
+
+
 def _cmd_fetch_data(args: argparse.Namespace) -> int:
     from .fetch import fetch_data
     from .params import load_params
@@ -234,10 +249,10 @@ def _cmd_survey(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     if args.action == "build-study":
-        from survey.study import build_study
+        from .survey import build_study_stage
 
         out = Path(args.out or args.study or study_dir(params))
-        print(build_study(Path(params["stylize"]["out"]), out, study_config(params)))
+        print(build_study_stage(params, Path(args.receipt) if args.receipt else None, out))
     elif args.action == "serve":
         from survey.server import serve
 
@@ -303,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", help="write a JSON manifest of what was fetched here")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_fetch_weights)
+
+    s = sub.add_parser("fetch-release", help="fetch and check the authors' released weights of a method (the "
+                                             "pretrained profile's stage train@METHOD does it too)")
+    s.add_argument("--method", action="append", choices=["adain", "sanet", "safin", "wct"],
+                   help="repeatable; default: pretrained.methods, else every release")
+    s.add_argument("--folder", help="your own downloads of the files (default: pretrained.folders.METHOD, "
+                                    "else pretrained.folder/METHOD)")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_fetch_release)
 
     s = sub.add_parser("fetch-data", help="verify the sample set and prepare training images (stage fetch_data)")
     s.add_argument("--params", default="params.yaml")
@@ -414,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--out", help="output file (plan, simulate)")
+    s.add_argument("--receipt", help="build-study: also write what was built (no tokens) to this JSON file (stage "
+                                     "survey_study)")
     s.set_defaults(func=_cmd_survey)
 
     s = sub.add_parser("bench", help="inference/training speed and memory vs the naive paths (stage benchmark)")
@@ -440,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="default curves.out")
     s.set_defaults(func=_cmd_curves)
 
-    s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper)")
+    s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper, pretrained)")
     s.add_argument("name", nargs="?")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_profile)

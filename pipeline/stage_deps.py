@@ -29,6 +29,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "stylize": ("pipeline.stylize",),
     "grids": ("evaluation.grids", "pipeline.method_info"),
     "evaluate": ("pipeline.evaluate",),
+    "survey_study": ("pipeline.survey", "survey.study"),
     "survey_tally": ("pipeline.survey",),
     "benchmark": ("evaluation.speed", "evaluation.speed_worker"),
     "report": ("pipeline.report",),

@@ -1,4 +1,4 @@
-"""Stage ``survey_tally`` and the ``safin survey`` commands (no torch: runs on any laptop)."""
+"""Stages ``survey_study`` and ``survey_tally`` and the ``safin survey`` commands (no torch: runs on any laptop)."""
 from __future__ import annotations
 
 import json
@@ -39,6 +39,25 @@ def study_plans(params: dict) -> dict | None:
         raise ValueError(f"{path}: built for a different study design than `survey` in params.yaml (differs in "
                          f"{', '.join(diff)}); restore those parameters or point survey.study at the right study")
     return {p.participant: p for p in plans}
+
+
+def build_study_stage(params: dict, receipt: Path | None = None, out: Path | None = None) -> Path:
+    """Stage ``survey_study``: the study from the stylized pairs, in ``survey.study`` (private, kept between
+    runs, never a DVC output: an existing plan is kept). ``receipt``: a JSON file saying what was built
+    (participants, sets, methods, image count; no token, no un-blinding key), the stage's output."""
+    from survey.study import build_study
+
+    cfg = study_config(params)
+    folder = Path(out or study_dir(params))
+    built = build_study(Path(params["stylize"]["out"]), folder, cfg)
+    if receipt is not None:
+        images = sorted((folder / "images").rglob("*.png"))
+        doc = {"study": str(folder), "plan": str(folder / "plan.json"), "methods": cfg.methods, "sets": cfg.n_sets,
+               "participants": cfg.n_participants, "images": len(images),
+               "note": "the plan (tokens, which id is which method) stays in the study folder: never publish it"}
+        receipt.parent.mkdir(parents=True, exist_ok=True)
+        receipt.write_text(json.dumps(doc, indent=2) + "\n")
+    return built
 
 
 def plan(params: dict, out: Path | None = None) -> Path:

@@ -47,7 +47,8 @@ def test_per_method_stages_track_every_setting_but_the_method_lists():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     train = set(stages["train"]["do"]["params"])
-    assert train == {f"train.{k}" for k in params["train"] if k != "methods"}
+    assert train == ({f"train.{k}" for k in params["train"] if k != "methods"}
+                     | {f"pretrained.{k}" for k in params["pretrained"]})  # which methods import a release
     stylize = set(stages["stylize"]["do"]["params"])
     assert {f"stylize.{k}" for k in params["stylize"] if k not in ("methods", "grids")} <= stylize
     assert not {"train", "stylize", "train.methods", "stylize.methods"} & (train | stylize)

@@ -15,6 +15,7 @@ module only delivers bytes.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tarfile
@@ -215,6 +216,9 @@ def fetch_release(method: str, folder: str | Path | None = None, root: Path | No
             out[f.name] = {"path": cache / f.name, "from": f"cache ({f.url or rel.archive_url})"}
         else:
             todo.append(f)
+    if todo and os.environ.get("SAFIN_OFFLINE") == "1":
+        raise ReleaseError(f"{method}: {', '.join(f.name for f in todo)} not at hand and SAFIN_OFFLINE=1: put the "
+                           f"files in {folder or cache}/ (from {rel.page}), or go online")
     if todo and rel.archive_url:
         archive = _download_archive(rel, cache)
         got = _extract(archive, {f.name for f in todo}, cache)

@@ -1,0 +1,242 @@
+"""The authors' releases (safin/io/releases.py, pipeline/pretrained.py): fetched from a local server standing
+in for their hosts (SAFIN_URL_MIRROR), checksums recorded on first use, the user's own folder, and every wrong
+file refused with one line naming it."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from safin.io import releases
+from safin.io.releases import RELEASES, ReleaseError, confirm_link, fetch_release
+from safin.methods import InputError
+
+from .release_files import write_release
+
+DRIVE_ID = "1M5KBPfqrIUZqrBZf78CIxLrMUT4lD4t9"
+
+
+def mirror_name(url: str) -> str:
+    """The path the test server answers for a canonical URL (SAFIN_URL_MIRROR keeps host, path, query)."""
+    return url.split("://", 1)[1]
+
+
+def wct_zip(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for p in sorted(folder.glob("*.t7")):
+            z.write(p, f"models/{p.name}")
+        z.writestr("models/README.txt", "not a model")
+    return buf.getvalue()
+
+
+def drive_confirm_page(uuid: str = "abc-123") -> bytes:
+    return (f'<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
+            f'<form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
+            f'<input type="submit" value="Download anyway"/><input type="hidden" name="id" value="{DRIVE_ID}">'
+            f'<input type="hidden" name="export" value="download"><input type="hidden" name="confirm" value="t">'
+            f'<input type="hidden" name="uuid" value="{uuid}"></form></body></html>').encode()
+
+
+def serve_release(server, method: str, tmp: Path, *, confirm: bool = True, seed: int = 0) -> dict[str, Path]:
+    """Put ``method``'s synthetic release on ``server`` under its canonical URLs (WCT: Google Drive's archive,
+    behind a confirm page when ``confirm``); returns the files written."""
+    files = write_release(method, tmp / f"src_{method}", seed)
+    rel = RELEASES[method]
+    if rel.archive_url:
+        data = wct_zip(tmp / f"src_{method}")
+        if confirm:
+            server.files[mirror_name(rel.archive_url)] = drive_confirm_page()
+            server.files[f"drive.usercontent.google.com/download?id={DRIVE_ID}&export=download&confirm=t&uuid=abc-123"] = data
+        else:
+            server.files[mirror_name(rel.archive_url)] = data
+    else:
+        for f in rel.files:
+            server.files[mirror_name(f.url)] = files[f.name].read_bytes()
+    return files
+
+
+@pytest.fixture
+def mirror(http_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SAFIN_URL_MIRROR", http_server.url("").rstrip("/"))
+    return http_server
+
+
+def test_every_release_names_its_files_and_where_to_get_them():
+    assert set(RELEASES) == {"adain", "sanet", "safin", "wct"}
+    for rel in RELEASES.values():
+        assert rel.page and rel.what and rel.files
+        assert all(f.url or rel.archive_url for f in rel.files)
+        assert rel.load_order()[-1].startswith("vgg_normalised") or rel.method == "wct"  # the encoder last
+    assert len(RELEASES["wct"].files) == 10
+    with pytest.raises(ReleaseError, match="safin_fin: no released weights"):
+        releases.release("safin_fin")
+
+
+@pytest.mark.parametrize("method", ["adain", "sanet", "safin", "wct"])
+def test_a_release_downloads_is_recorded_and_checked_from_then_on(mirror, tmp_path, method):
+    written = serve_release(mirror, method, tmp_path)
+    got = fetch_release(method)
+    assert list(got) == RELEASES[method].load_order()
+    for name, f in got.items():
+        assert f["path"].read_bytes() == written[name].read_bytes()
+        assert f["checksum"] == "recorded now (first use)"
+    table = json.loads((tmp_path / "cache" / "recorded_sha256.json").read_text())
+    assert {k for k in table if k.startswith(f"release/{method}/")} == {f"release/{method}/{n}" for n in got}
+    n_requests = len(mirror.requests)
+    again = fetch_release(method)  # from the cache, checked against the record: no request
+    assert len(mirror.requests) == n_requests
+    assert all(f["checksum"].startswith("matches the one recorded") for f in again.values())
+    # a cached file that changed afterwards is refused, naming it and the recorded checksum
+    victim = next(iter(again.values()))["path"]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ReleaseError, match=rf"{victim.name}: sha256 .* was recorded on first use"):
+        fetch_release(method)
+
+
+def test_google_drive_confirm_page_is_followed():
+    page = Path(__file__).parent / "_tmp_confirm.html"
+    try:
+        page.write_bytes(drive_confirm_page("u-1"))
+        link = confirm_link(page, "https://drive.google.com/uc?export=download&id=x")
+    finally:
+        page.unlink()
+    assert link == f"https://drive.usercontent.google.com/download?id={DRIVE_ID}&export=download&confirm=t&uuid=u-1"
+
+
+def test_an_html_page_under_a_weight_file_name_is_refused_and_not_kept(mirror, tmp_path):
+    serve_release(mirror, "adain", tmp_path)
+    mirror.files[mirror_name(RELEASES["adain"].files[0].url)] = b"<!DOCTYPE html><html><body>Sign in</body></html>"
+    with pytest.raises(ReleaseError, match=r"decoder.pth: an HTML page saved under the file's name.*by hand from "
+                                           r"https://github.com/naoto0804"):
+        fetch_release("adain")
+    assert not (tmp_path / "cache" / "releases" / "adain" / "decoder.pth").exists()  # the next run downloads again
+    # an archive host answering a page with no download link
+    serve_release(mirror, "wct", tmp_path)
+    mirror.files[mirror_name(RELEASES["wct"].archive_url)] = b"<html><body>quota exceeded</body></html>"
+    with pytest.raises(ReleaseError, match="HTML page with no download link; download models.zip by hand"):
+        fetch_release("wct")
+
+
+def test_a_missing_file_says_where_to_put_it(mirror, tmp_path, monkeypatch):
+    with pytest.raises(ReleaseError, match=r"adain: decoder.pth: .*HTTP 404.*Download it by hand from .* into "):
+        fetch_release("adain", folder=tmp_path / "mine")
+    monkeypatch.setenv("SAFIN_OFFLINE", "1")
+    n = len(mirror.requests)
+    with pytest.raises(ReleaseError, match=r"sanet: decoder_iter_500000.pth, .* not at hand and SAFIN_OFFLINE=1"):
+        fetch_release("sanet", folder=tmp_path / "mine")
+    assert len(mirror.requests) == n
+
+
+def test_your_own_folder_comes_first_and_is_recorded_too(mirror, tmp_path):
+    mine = tmp_path / "mine"
+    written = write_release("safin", mine, seed=3)
+    got = fetch_release("safin", folder=mine)
+    assert not mirror.requests  # nothing downloaded
+    assert all(f["from"] == f"your folder {mine}" and f["path"] == written[n] for n, f in got.items())
+    # replacing a file by another one afterwards is caught
+    write_release("safin", mine, seed=4)
+    with pytest.raises(ReleaseError, match="decoder.pth: sha256 .* was recorded on first use"):
+        fetch_release("safin", folder=mine)
+
+
+def _pretrained_params(tmp_path, methods, folder=None):
+    return {"train": {"out": str(tmp_path / "train"), "methods": list(methods)},
+            "stylize": {"methods": list(methods)},
+            "pretrained": {"methods": list(methods), "folder": str(folder or tmp_path / "none"), "folders": {}}}
+
+
+@pytest.mark.parametrize("method", ["adain", "sanet", "safin", "wct"])
+def test_import_writes_weights_that_stylize_exactly_as_the_release(mirror, tmp_path, method):
+    from baselines import build
+    from pipeline.pretrained import import_release
+    from pipeline.stylize import build_model
+
+    written = serve_release(mirror, method, tmp_path, seed=5)
+    params = _pretrained_params(tmp_path, [method])
+    summary = import_release(params, method)
+    assert summary["origin"] == "authors' release" and summary["encoder"]["name"] == "authors"
+    weights = tmp_path / "train" / method / "weights.pt"
+    saved = torch.load(weights, weights_only=True)
+    assert any(k.startswith("encoder.") for k in saved["state_dict"])  # their encoder travels with their decoder
+    assert saved["meta"]["files"].keys() == written.keys()
+    ours = build_model(method, checkpoint=str(weights), encoder_weights="random", precision="fp32")
+    ref = build(method, encoder_weights="random").load_reference(*[written[n] for n in RELEASES[method].load_order()])
+    ref.eval().set_compute("fp32")
+    x, s = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0)), torch.rand(1, 3, 48, 48)
+    with torch.inference_mode():
+        a, b = ours(x, s, clamp=False), ref(x, s, clamp=False)
+    assert torch.isfinite(a).all() and a.std() > 0 and torch.equal(a, b)
+    assert ours.reference_encoder.startswith("the authors'")
+    assert json.loads((tmp_path / "train" / method / "summary.json").read_text())["release"] == RELEASES[method].what
+
+
+def test_the_wrong_files_in_your_folder_get_one_clear_line(mirror, tmp_path):
+    from pipeline.pretrained import import_release
+
+    mine = tmp_path / "mine"
+    # SANet's decoder saved as SAFIN's decoder.pth: the wrong method's checkpoint
+    write_release("sanet", tmp_path / "sanet_files")
+    write_release("safin", mine / "safin")
+    shutil.copy(tmp_path / "sanet_files" / "decoder_iter_500000.pth", mine / "safin" / "decoder.pth")
+    with pytest.raises(InputError, match=r"decoder.pth: no 'decoder_state_dict'"):
+        import_release(_pretrained_params(tmp_path, ["safin"], mine), "safin")
+    # a truncated download
+    write_release("adain", mine / "adain")
+    data = (mine / "adain" / "decoder.pth").read_bytes()
+    (mine / "adain" / "decoder.pth").write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match=r"decoder.pth: not a loadable checkpoint"):
+        import_release(_pretrained_params(tmp_path, ["adain"], mine), "adain")
+    assert not (tmp_path / "train" / "adain" / "weights.pt").exists()  # nothing half-written
+
+
+def test_bethgelab_vgg_is_the_first_source_and_derived_the_offline_fallback(mirror, tmp_path, real_cache, monkeypatch):
+    from safin.io import weights
+
+    vgg = write_release("adain", tmp_path / "src")["vgg_normalised.pth"]
+    src = weights.REGISTRY["vgg19_normalised"].sources[0]
+    mirror.files[mirror_name(src.url)] = vgg.read_bytes()
+    got = weights.fetch("vgg19_normalised")
+    assert got.source == f"url {src.url}"
+    ident = weights.weights_identity("normalised")
+    assert ident["source"] == got.source and ident["tensor_sha256"] == got.tensor_sha256
+    assert ident["tensor_sha256"] != weights.REGISTRY["vgg19_normalised"].tensor_sha256  # not our derived one
+    assert weights.fetch("vgg19_normalised").cached  # accepted from the cache: its checksum was recorded
+    # offline, with an empty cache: the derived encoder, pinned
+    monkeypatch.setenv("SAFIN_CACHE", str(tmp_path / "offline"))
+    monkeypatch.setenv("SAFIN_OFFLINE", "1")
+    (tmp_path / "offline" / "weights").mkdir(parents=True)
+    for suffix in (".pth", ".json"):  # the derived asset as the real cache holds it (derivation is tested elsewhere)
+        shutil.copy(real_cache / "weights" / f"vgg19_normalised{suffix}",
+                    tmp_path / "offline" / "weights" / f"vgg19_normalised_derived{suffix}")
+    got = weights.fetch("vgg19_normalised")
+    assert got.source.startswith("derived: this suite's normalised VGG-19")
+    assert got.tensor_sha256 == weights.REGISTRY["vgg19_normalised_derived"].tensor_sha256
+    assert weights.weights_identity("derived")["tensor_sha256"] == got.tensor_sha256
+
+
+def test_the_reports_built_in_list_is_the_suites():
+    import baselines
+    from pipeline.method_info import BUILT_IN
+
+    assert tuple(BUILT_IN) == tuple(baselines.METHOD_NAMES)
+
+
+def test_fetch_release_command_prints_where_each_file_came_from(mirror, tmp_path, capsys):
+    from pipeline.cli import main
+
+    serve_release(mirror, "adain", tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text("pretrained: {methods: [], folder: none, folders: {}}\n")
+    assert main(["fetch-release", "--method", "adain", "--params", str(params)]) == 0
+    out = capsys.readouterr().out
+    assert "adain: decoder.pth:" in out and "from https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth" in out
+    assert out.count("recorded now (first use)") == 2
