@@ -95,6 +95,11 @@ def apply_profile(name: str, params_path: Path = PARAMS, profiles_dir: Path = PR
             node = node[p]
         if leaf not in node:
             raise KeyError(f"profiles/{name}.yaml sets {dotted}, which {params_path} does not have")
+        from ruamel.yaml.comments import CommentedSeq
+
+        if isinstance(value, list):  # lists stay on one line, as params.yaml writes them (a block list
+            value = CommentedSeq(value)  # replaced by ruamel loses its place next to a line comment)
+            value.fa.set_flow_style()
         node[leaf] = value
     tmp = params_path.with_suffix(".yaml.tmp")
     with open(tmp, "w") as f:
