@@ -21,6 +21,7 @@ from safin.blocks.decoders import mirror_decoder
 class AdaIN(StyleTransfer):
     name = "adain"
     label = "AdaIN"
+    test_resize = "shorter"  # pytorch-AdaIN test.py: transforms.Resize(size), the shorter side
     size_multiple = 8
     min_side = 16
 

@@ -91,7 +91,8 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
                         encoder_weights=args.encoder_weights, device=args.device, precision=args.precision)
     written = stylize_files(model, contents, groups, Path(args.output), alpha=args.alpha,
                             preserve_color=args.preserve_color, weights=args.weights, masks=masks,
-                            content_size=args.content_size, style_size=args.style_size, ext=args.ext)
+                            content_size=args.content_size, style_size=args.style_size, ext=args.ext,
+                            resize=args.resize)
     for w in written:
         print(w)
     expected = len(contents) * len(groups)
@@ -362,8 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--weights", type=float, nargs="+", help="interpolation weights, one per --style")
     s.add_argument("--mask", action="append", help="mask image per --style (white = use that style)")
-    s.add_argument("--content-size", type=int, default=512, help="longer side in px; 0 keeps the size")
-    s.add_argument("--style-size", type=int, default=512, help="longer side in px; 0 keeps the size")
+    s.add_argument("--content-size", type=int, default=512, help="px, as --resize says; 0 keeps the size")
+    s.add_argument("--style-size", type=int, default=512, help="px, as --resize says; 0 keeps the size")
+    s.add_argument("--resize", default="reference", choices=["reference", "longer", "shorter", "square", "content"],
+                   help="reference (default): as the method's own test script (AdaIN, SANet: shorter side; SAFIN: "
+                        "squashed to a square; WCT: content's longer side, style to the content's size); longer: the "
+                        "longer side, aspect kept, for every method (what the 40-pair stage does). The references "
+                        "upscale small images too")
     s.add_argument("--ext", default=".png")
     s.add_argument("--device", default="auto")
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp64"],

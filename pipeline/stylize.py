@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 import baselines
 from safin.io.weights import ensure_encoder_weights
-from safin.io.images import ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor, save_image, shown
+from safin.io.images import (RESIZE_MODES, ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor,
+                             resize_for_test, save_image, shown)
 from safin.methods import InputError, StyleTransfer, load_weights, resolve_device
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,13 @@ def load_sized(path: Path, size: int | None) -> torch.Tensor:
     return load_image(path, long_side=size or None)[None]
 
 
+def load_for_test(path: Path, size: int | None, mode: str, like: tuple[int, int] | None = None) -> torch.Tensor:
+    """Image as (1, 3, H, W) resized as the test script of ``mode`` does (:func:`safin.io.images.resize_for_test`);
+    ``like``: (H, W) of the content, for a style in mode ``content``."""
+    im = resize_for_test(open_rgb(path), size, mode, like=(like[1], like[0]) if like else None)
+    return pil_to_tensor(im)[None]
+
+
 def load_mask(path: Path, size: tuple[int, int], content_path: Path) -> torch.Tensor:
     """A mask image as (H, W) in [0, 1] (grayscale), resized to ``size`` = content (H, W)."""
     from PIL import Image
@@ -86,24 +94,29 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
                   output: Path, *, alpha: float = 1.0, preserve_color: bool = False,
                   weights: Sequence[float] | None = None, masks: Sequence[Path] | None = None,
                   content_size: int | None = 512, style_size: int | None = 512, ext: str = ".png",
-                  progress: bool = True) -> list[Path]:
+                  progress: bool = True, resize: str = "reference") -> list[Path]:
     """Stylize every content with every style group (a group of several styles is blended by
     ``weights`` or placed by ``masks``). ``output``: a folder, or a file when there is one job.
-    Unreadable images are reported and skipped; the others are still written."""
+    ``resize``: ``reference`` = how the method's own test script resizes (``model.test_resize``), or one of
+    :data:`safin.io.images.RESIZE_MODES`. Unreadable images are reported and skipped; the others are still written."""
+    mode = getattr(model, "test_resize", "longer") if resize == "reference" else resize
+    if mode not in RESIZE_MODES:
+        raise InputError(f"--resize {resize}: expected reference or one of {', '.join(RESIZE_MODES)}")
     device = next(model.parameters()).device
     jobs = [(c, g) for g in style_groups for c in contents]
     single_file = len(jobs) == 1 and is_image_name(output)
     written, failures = [], []
     style_cache: dict[Path, torch.Tensor] = {}
-    code_cache: dict = {}  # encoded styles: one style serving many contents is encoded once
+    code_cache: dict = {}  # encoded styles: one style serving many contents is encoded once (same size)
     for content_path, group in tqdm(jobs, desc=f"stylize ({model.name})", unit="img", disable=not progress):
         try:
-            content = load_sized(content_path, content_size).to(device)
+            content = load_for_test(content_path, content_size, mode).to(device)
+            like = tuple(content.shape[-2:]) if mode == "content" else None  # PytorchWCT: style to the content's size
             styles = []
             for s in group:
-                if s not in style_cache:
-                    style_cache[s] = load_sized(s, style_size).to(device)
-                styles.append(style_cache[s])
+                if (s, like) not in style_cache:
+                    style_cache[(s, like)] = load_for_test(s, style_size, mode, like).to(device)
+                styles.append(style_cache[(s, like)])
             mask_t = None
             if masks:
                 mask_t = torch.stack([load_mask(m, tuple(content.shape[-2:]), content_path) for m in masks]).to(device)
@@ -134,6 +147,8 @@ def load_pairs(params: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every evaluation pair as (content, style) tensors scaled so the longer side is ``stylize.size``;
     one tensor per style file, so a method's encoding of it is cached across pairs."""
     sample_dir, pairs = _pairs(params)
+    # every method gets the same inputs (longer side = stylize.size, aspect kept), not its own test script's
+    # resizing (`safin stylize --resize reference`): the metrics compare all outputs with one set of inputs
     size = int(params["stylize"]["size"])
     loaded, styles = [], {}
     for c, st in pairs:

@@ -52,7 +52,7 @@ class Mixer:
         self.n = n_styles
         self.weights = None
         if weights is not None:
-            w = torch.as_tensor(list(weights), dtype=torch.float32)
+            w = torch.as_tensor(list(weights), dtype=torch.float64)  # cast to the features' dtype when used
             if w.numel() != n_styles or (w < 0).any() or float(w.sum()) <= 0:
                 raise InputError(f"style weights {list(weights)}: need {n_styles} non-negative values, not all 0")
             self.weights = w / w.sum()
@@ -69,7 +69,7 @@ class Mixer:
                               align_corners=False)[:, None]  # (S, 1, 1, H, W)
             m = m / m.sum(dim=0, keepdim=True).clamp_min(1e-6)
             return (stack * m).sum(0)
-        w = self.weights if self.weights is not None else torch.full((self.n,), 1.0 / self.n)
+        w = self.weights if self.weights is not None else torch.full((self.n,), 1.0 / self.n, dtype=torch.float64)
         return (stack * w.to(stack).view(-1, 1, 1, 1, 1)).sum(0)
 
 
@@ -128,6 +128,9 @@ class StyleTransfer(nn.Module):
     #: smallest content/style side the encoder can take (reflection padding needs >= 2 px at the
     #: deepest level)
     min_side: ClassVar[int] = 16
+    #: how the method's reference test script resizes content and style (``safin stylize --resize reference``;
+    #: :data:`safin.io.images.RESIZE_MODES`); a method without one: the longer side
+    test_resize: ClassVar[str] = "longer"
 
     # --- to implement -----------------------------------------------------------------------------
     def encode_style(self, style: torch.Tensor) -> Any:

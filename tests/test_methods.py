@@ -253,3 +253,50 @@ def test_sanet_safin_keeps_its_safin_modules_under_their_own_names_and_reads_the
     fresh.load_state_dict(old, strict=False)
     for k, v in old.items():
         assert torch.equal(fresh.state_dict()[k.replace("transform.sanet", "transform.safin")], v)
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_safin_blends_several_styles_as_its_reference_code_does(masks):
+    """Reference test.py (style_transfer with interpolation weights): the content runs one independent chain per
+    style (each with its own LL through every level), and only SAFIN-4's output and the skips are blended.
+    Restated here with the model's blocks, in float64; ``impl_params=False`` keeps the blend of LL per level."""
+    from safin.blocks.statistics import adain
+
+    torch.manual_seed(3)
+    m = _lively(build("safin", encoder_weights="random")).eval().set_compute("fp64")
+    gen = torch.Generator().manual_seed(4)
+    content, s1, s2 = (torch.rand(1, 3, 32, 32, generator=gen, dtype=torch.float64) for _ in range(3))
+    w = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    if masks:
+        mask = torch.zeros(2, 32, 32, dtype=torch.float64)
+        mask[0, :, :16], mask[1, :, 16:] = 1, 1
+        kw = dict(masks=mask)
+    else:
+        kw = dict(weights=[0.3, 0.7])
+
+    def blend(a, b):
+        if not masks:
+            return w[0] * a + w[1] * b
+        mk = torch.nn.functional.interpolate(mask[:, None], size=a.shape[-2:], mode="bilinear", align_corners=False)
+        mk = mk / mk.sum(0, keepdim=True).clamp_min(1e-6)
+        return mk[0] * a + mk[1] * b
+
+    def chain(style):
+        code = m.encode_style(style)
+        h, skips = content, {}
+        for level in (1, 2, 3):
+            ll, bands = m.encoder.block(level, h)
+            h = adain(ll, code.ll[level])
+            f = adain if level < 3 else m.safin3
+            skips[level] = [f(b, code.skips[level][j]) for j, b in enumerate(bands)]
+        return m.safin4(m.encoder.relu4_1(h), code.relu4_1), skips
+
+    with torch.inference_mode():
+        out = m(content, [s1, s2], clamp=False, **kw)
+        (t1, k1), (t2, k2) = chain(s1), chain(s2)
+        expected = m.decoder(blend(t1, t2), {lv: tuple(blend(a, b) for a, b in zip(k1[lv], k2[lv])) for lv in (1, 2, 3)})
+        m.impl_params = False
+        per_level = m(content, [s1, s2], clamp=False, **kw)
+    assert out.dtype == torch.float64
+    assert float((out - expected).abs().max()) <= 1e-9 * float(expected.abs().max())
+    assert float((per_level - out).abs().max()) > 1e-4 * float(out.abs().max())  # the other reading differs

@@ -80,3 +80,42 @@ def test_missing_input_is_a_clear_error(tmp_path):
     res = stylize("--method", "adain", "--content", str(tmp_path / "nope*.jpg"), "--style",
                   str(SAMPLE / "style/Gogh4.jpg"), expect=1)
     assert "no such file, or no image files match" in res.stderr
+
+
+def test_resize_modes_are_the_reference_scripts_transforms():
+    """--resize reference follows each method's own test script: restated with torchvision's Resize (what
+    pytorch-AdaIN, SANet and SAFIN call) and PytorchWCT's arithmetic, pixel for pixel."""
+    from torchvision import transforms
+
+    from safin.io.images import resize_for_test
+
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 256, (90, 161, 3), dtype=np.uint8))  # 161 x 90, landscape
+    tall = Image.fromarray(rng.integers(0, 256, (161, 90, 3), dtype=np.uint8))
+    for pic in (im, tall):
+        assert np.array_equal(np.asarray(resize_for_test(pic, 64, "shorter")), np.asarray(transforms.Resize(64)(pic)))
+        assert np.array_equal(np.asarray(resize_for_test(pic, 64, "square")), np.asarray(transforms.Resize((64, 64))(pic)))
+    # PytorchWCT (util.py): the longer side to fineSize, the other int(side * fineSize / longer); the style to
+    # the content's new size; PIL's default filter
+    content = resize_for_test(im, 100, "content")
+    assert content.size == (100, int(90 * 100 / 161))
+    assert resize_for_test(tall, 100, "content").size == (int(90 * 100 / 161), 100)
+    style = Image.fromarray(rng.integers(0, 256, (70, 50, 3), dtype=np.uint8))
+    assert np.array_equal(np.asarray(resize_for_test(style, 512, "content", like=content.size)),
+                          np.asarray(style.resize(content.size, Image.Resampling.BICUBIC)))
+    assert resize_for_test(im, 64, "longer").size == (64, 36)  # this suite's: longer side, aspect kept
+    assert resize_for_test(im, 0, "square").size == im.size  # 0 keeps the size
+    with pytest.raises(ValueError, match="resize mode 'wide'"):
+        resize_for_test(im, 64, "wide")
+
+
+@pytest.mark.parametrize("method, reference_size", [("safin", (64, 64)), ("adain", (96, 64)), ("wct", (64, 42))])
+def test_stylize_resizes_as_each_methods_reference_by_default(tmp_path, method, reference_size):
+    content = tmp_path / "wide.png"
+    Image.open(SAMPLE / "content/chelsea.jpg").convert("RGB").resize((96, 64)).save(content)
+    common = ["--method", method, "--encoder-weights", "random", "--content", str(content),
+              "--style", str(SAMPLE / "style/Gogh4.jpg"), "--content-size", "64", "--style-size", "64"]
+    stylize(*common, "--output", str(tmp_path / "ref.png"))
+    assert Image.open(tmp_path / "ref.png").size == reference_size
+    stylize(*common, "--resize", "longer", "--output", str(tmp_path / "longer.png"))
+    assert Image.open(tmp_path / "longer.png").size == (64, 43)

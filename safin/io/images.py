@@ -129,6 +129,39 @@ def load_image(path: str | os.PathLike, max_side: int | None = None, long_side: 
     return pil_to_tensor(im)
 
 
+#: test-time resizing (``safin stylize --resize``): ``longer`` = this suite's (the longer side, bicubic);
+#: the references' own: ``shorter`` (pytorch-AdaIN and SANet test.py: torchvision ``Resize(size)``, the
+#: shorter side to ``size``, the longer truncated, bilinear), ``square`` (SAFIN test.py: ``Resize((size,
+#: size))``, aspect not kept, bilinear), ``content`` (PytorchWCT: the content's longer side to ``size``,
+#: truncated, and the style to the content's size, PIL's bicubic)
+RESIZE_MODES = ("longer", "shorter", "square", "content")
+
+
+def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
+                    like: tuple[int, int] | None = None) -> Image.Image:
+    """``im`` resized as ``mode`` says (:data:`RESIZE_MODES`); ``like``: the (width, height) a style takes in
+    mode ``content``. ``size`` 0 or None keeps the size (but a style in mode ``content`` still follows)."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode {mode!r}: expected one of {', '.join(RESIZE_MODES)}")
+    if like is not None:
+        return im if im.size == tuple(like) else im.resize(tuple(like), Image.Resampling.BICUBIC)
+    if not size:
+        return im
+    w, h = im.size
+    if mode == "square":
+        target, resample = (size, size), Image.Resampling.BILINEAR
+    elif mode == "shorter":  # torchvision: short side = size, long side = int(size * long / short)
+        target = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        resample = Image.Resampling.BILINEAR
+    elif mode == "content":  # PytorchWCT: longer side = size, the other int(h * size / w)
+        target, resample = ((size, int(h * size / w)) if w > h else (int(w * size / h), size)), Image.Resampling.BICUBIC
+    else:
+        scale = size / max(w, h)
+        target, resample = (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC
+    target = (max(1, target[0]), max(1, target[1]))
+    return im if target == im.size else im.resize(target, resample)
+
+
 def tensor_to_pil(img: torch.Tensor) -> Image.Image:
     if img.dim() == 4:
         if img.shape[0] != 1:

@@ -79,6 +79,7 @@ class SafinNet(StyleTransfer):
 
     name = "safin"
     label = "SAFIN"
+    test_resize = "square"  # SAFIN test.py: transforms.Resize((size, size))
     size_multiple = 8
     min_side = 16
     attention_kind = "sa"
@@ -105,19 +106,38 @@ class SafinNet(StyleTransfer):
         return WaveStyleCode(ll={i: out[f"ll{i}"] for i in (1, 2, 3)},
                              skips={i: out[f"skips{i}"] for i in (1, 2, 3)}, relu4_1=out["relu4_1"])
 
-    def _stylize_features(self, content: torch.Tensor, codes: Sequence[WaveStyleCode], mix: Mixer):
+    def _chain(self, content: torch.Tensor, code: WaveStyleCode):
+        """One style's chain through the wavelet encoder: AdaIN on LL and on the bands after pool1 and pool2,
+        AdaIN on LL and SAFIN(256) on the bands after pool3, SAFIN(512) at relu4_1. Returns (t, skips)."""
         h = content
         skips: dict[int, tuple] = {}
         for level in (1, 2, 3):
             ll, bands = self.encoder.block(level, h)
+            h = adain(ll, code.ll[level])
+            transform = adain if level < 3 else self.safin3
+            skips[level] = tuple(transform(b, code.skips[level][j]) for j, b in enumerate(bands))
+        return self.safin4(self.encoder.relu4_1(h), code.relu4_1), skips
+
+    def _stylize_features(self, content: torch.Tensor, codes: Sequence[WaveStyleCode], mix: Mixer):
+        if len(codes) == 1:
+            return self._chain(content, codes[0])
+        if self.impl_params:
+            # Reference code (test.py style_transfer with interpolation weights): the content is expanded
+            # into one independent chain per style, and only SAFIN-4's output and the skips are blended.
+            chains = [self._chain(content, c) for c in codes]
+            t = mix([t_i for t_i, _ in chains])
+            skips = {level: tuple(mix([sk[level][j] for _, sk in chains]) for j in range(3)) for level in (1, 2, 3)}
+            return t, skips
+        # impl_params=False (this suite's earlier reading; the paper does not describe interpolation): one
+        # chain whose LL is blended after every level's AdaIN, so deeper levels see the blended LL.
+        h = content
+        skips = {}
+        for level in (1, 2, 3):
+            ll, bands = self.encoder.block(level, h)
             h = mix([adain(ll, c.ll[level]) for c in codes])
-            if level < 3:
-                skips[level] = tuple(mix([adain(b, c.skips[level][j]) for c in codes]) for j, b in enumerate(bands))
-            else:
-                skips[level] = tuple(mix([self.safin3(b, c.skips[level][j]) for c in codes])
-                                     for j, b in enumerate(bands))
-        t = mix([self.safin4(self.encoder.relu4_1(h), c.relu4_1) for c in codes])
-        return t, skips
+            transform = adain if level < 3 else self.safin3
+            skips[level] = tuple(mix([transform(b, c.skips[level][j]) for c in codes]) for j, b in enumerate(bands))
+        return mix([self.safin4(self.encoder.relu4_1(h), c.relu4_1) for c in codes]), skips
 
     def transfer(self, content, codes, mix, alpha):
         t, skips = self._stylize_features(content, codes, mix)

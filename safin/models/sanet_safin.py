@@ -19,6 +19,7 @@ LEGACY_KEY = "sanet"
 class SANetSAFIN(SANetBase):
     name = "sanet_safin"
     label = "SAFIN in SANet"
+    test_resize = "shorter"  # SANet's base network and test script: transforms.Resize(size), the shorter side
     block_key = "safin"
 
     def make_block(self, channels: int) -> SAFIN:

@@ -131,8 +131,9 @@ def import_closure(roots: Iterable[str], *, stop: Iterable[str] = (), parents: b
     return sorted(seen)
 
 
-#: class attributes that only say how a method is shown (``StyleTransfer.label``): not arithmetic
-PRESENTATION = {"label"}
+#: class attributes that only say how a method is shown (``StyleTransfer.label``) or how its test images are
+#: resized (``test_resize``, inference only): not training arithmetic
+PRESENTATION = {"label", "test_resize"}
 #: methods of a class that never run in training: loading the authors' released checkpoints
 NOT_TRAINING = {"load_reference"}
 
