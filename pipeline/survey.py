@@ -49,7 +49,9 @@ def build_study_stage(params: dict, receipt: Path | None = None, out: Path | Non
 
     cfg = study_config(params)
     folder = Path(out or study_dir(params))
-    built = build_study(Path(params["stylize"]["out"]), folder, cfg)
+    # a design changed before anyone answered (a method added to survey.methods) is rebuilt, the old plan set aside
+    built = build_study(Path(params["stylize"]["out"]), folder, cfg, replace_unanswered=True,
+                        responses=Path(params["survey"]["responses"]))
     if receipt is not None:
         images = sorted((folder / "images").rglob("*.png"))
         doc = {"study": str(folder), "plan": str(folder / "plan.json"), "methods": cfg.methods, "sets": cfg.n_sets,

@@ -61,10 +61,13 @@ def broken_image(arr: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(out + rng.normal(0, 60, out.shape), 0, 255).astype(np.uint8)
 
 
-def build_study(stylized: Path, out: Path, cfg: StudyConfig) -> Path:
+def build_study(stylized: Path, out: Path, cfg: StudyConfig, *, replace_unanswered: bool = False,
+                responses: Path | None = None) -> Path:
     """Make a study folder from the stylize stage's outputs (``stylized/METHOD/SET.png``,
     ``stylized/inputs/SET_{content,style}.png``). Outputs of one set whose sizes differ are resized to the
-    first method's size (and said so), so the size cannot identify a method."""
+    first method's size (and said so), so the size cannot identify a method. An existing plan is kept; one of
+    another design is refused, or, with ``replace_unanswered`` and no answer recorded (in the study's database
+    or as a file in ``responses``), set aside (:func:`set_aside`) and replaced."""
     stylized, out = Path(stylized), Path(out)
     images = out / "images"
     for s in range(cfg.n_sets):
@@ -93,9 +96,47 @@ def build_study(stylized: Path, out: Path, cfg: StudyConfig) -> Path:
     if plan_path.exists():  # invitations may be out: keep their tokens and identifiers, never overwrite them
         old_cfg, plans = load_plan(plan_path)
         if asdict(old_cfg) != asdict(cfg):
-            raise ValueError(f"{plan_path}: a plan for a different design exists (its invite links may be out); "
-                             "move it away to plan a new study, or restore the survey parameters it was made with")
-        print(f"{plan_path}: kept (images rebuilt; tokens and identifiers unchanged)")
+            answered = recorded_answers(out) + len(list(Path(responses).glob("*.csv")) if responses else [])
+            diff = ", ".join(k for k in asdict(cfg) if asdict(cfg)[k] != asdict(old_cfg)[k])
+            if answered or not replace_unanswered:
+                raise ValueError(f"{plan_path}: a plan for a different design exists (differs in {diff}; "
+                                 + (f"{answered} answers or response files recorded" if answered else
+                                    "its invite links may be out")
+                                 + "); move it away to plan a new study, or restore the survey parameters it was made with")
+            aside = set_aside(out)
+            print(f"{plan_path}: the design changed ({diff}) and no answer was recorded: the old plan and its "
+                  f"database moved to {aside}/ (invite links made from it no longer work); a new plan is made")
+            save_plan(make_plan(cfg), cfg, plan_path)
+        else:
+            print(f"{plan_path}: kept (images rebuilt; tokens and identifiers unchanged)")
     else:
         save_plan(make_plan(cfg), cfg, plan_path)
     return out
+
+
+def recorded_answers(study: Path) -> int:
+    """How many answers the served study's database holds (0 without one)."""
+    import sqlite3
+
+    db = Path(study) / "responses.sqlite"
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+
+
+def set_aside(study: Path) -> Path:
+    """Move the study's plan and database to ``superseded/UTC-TIME/`` (nothing is deleted); returns it."""
+    import time
+
+    dest = Path(study) / "superseded" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("plan.json", "responses.sqlite", "responses.sqlite-wal", "responses.sqlite-shm"):
+        if (Path(study) / name).exists():
+            (Path(study) / name).replace(dest / name)
+    return dest

@@ -194,3 +194,34 @@ def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
     assert len(done) == 200
     assert 0 < at_restart < total, at_restart  # the restart really happened mid-run
     assert len(rows) == len(expected) == 200 * 3 * 2  # every answer stored exactly once
+
+
+def test_a_changed_design_replaces_an_unanswered_plan_but_never_an_answered_one(client, tmp_path, capsys):
+    """The pipeline's survey_study stage: a method added to survey.methods before anyone answered sets the old
+    plan aside (nothing deleted) and plans anew; once an answer is recorded, it refuses and says how many."""
+    c, app = client
+    study = tmp_path / "study"
+    stylized = tmp_path / "stylized"
+    bigger = StudyConfig(n_sets=3, n_participants=5, n_attention_checks=1, n_repeats=1)
+    responses = tmp_path / "responses"
+    responses.mkdir()
+    a = app.state.plans[0]
+    assert c.post(f"/api/{a.token}/answer", json={"index": 0, "question": "best_stylization",
+                                                   "chosen": a.items[0].options[0]}).json()["ok"]
+    before = (study / "plan.json").read_bytes()
+    with pytest.raises(ValueError, match=r"differs in n_participants; 1 answers or response files recorded"):
+        build_study(stylized, study, bigger, replace_unanswered=True, responses=responses)
+    assert (study / "plan.json").read_bytes() == before
+    (tmp_path / "study2").mkdir()
+    fresh = build_study(stylized, tmp_path / "study2", StudyConfig(n_sets=3, n_participants=4, n_attention_checks=1,
+                                                                   n_repeats=1))
+    (responses / "p01.csv").write_text("participant,screen\n")  # a response file counts as an answer too
+    with pytest.raises(ValueError, match="1 answers or response files"):
+        build_study(stylized, fresh, bigger, replace_unanswered=True, responses=responses)
+    (responses / "p01.csv").unlink()
+    old = (fresh / "plan.json").read_bytes()
+    build_study(stylized, fresh, bigger, replace_unanswered=True, responses=responses)
+    assert "no answer was recorded: the old plan and its database moved to" in capsys.readouterr().out
+    kept = list((fresh / "superseded").glob("*/plan.json"))
+    assert len(kept) == 1 and kept[0].read_bytes() == old
+    assert json.loads((fresh / "plan.json").read_text())["config"]["n_participants"] == 5
