@@ -174,6 +174,28 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
                        "not people's judgements. " if sdoc.get("simulated") else "")
                       + f"{p['kept']} of {p['total']} participants kept; excluded: "
                       + "; ".join(f"{k}: {len(v)}" for k, v in p["excluded"].items()) + ".")
+        for q, scale in (sdoc.get("luce_scale") or {}).items():
+            if scale:
+                study_note += (f" Luce preference scale, {q} (θ, centred; 95% two-way cluster-bootstrap CI): "
+                               + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
+                                           for m, t in scale["theta"].items()) + ".")
+        for q, fit in (sdoc.get("mixed_model") or {}).items():
+            if fit:
+                re = fit["random_effect_sd"]
+                study_note += (f" Mixed-effects logistic model, {q} (log-odds of being chosen; 95% credible interval): "
+                               + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
+                                           for m, t in fit["fixed_log_odds"].items())
+                               + f"; random-effect SD participant × method {re['participant x method']:.2f}, "
+                                 f"set × method {re['set x method']:.2f}.")
+        pw = sdoc.get("power")
+        if pw and pw.get("design"):
+            d = pw["design"]
+            need = ", ".join(f"{s} sets: {n if n else '> ' + str(max(g['participants'] for g in pw['grid']))}"
+                             for s, n in pw["participants_needed_for_target"].items())
+            study_note += (f" Power analysis (simulated, {pw['simulations']} studies per design): detecting "
+                           f"{pw['better']} preferred over {pw['than']} by {pw['effect_log_odds']} log-odds has power "
+                           f"{d['power']:.2f} (± {d['mc_se']:.2f}) with this design ({d['participants']} participants × "
+                           f"{d['sets']} sets); participants needed for power {pw['target']}: {need}.")
     md = [f"# SAFIN reproduction report — profile `{profile}`", "",
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## Setup", _md_table(["item", "value"], setup), "",

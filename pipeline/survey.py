@@ -79,6 +79,24 @@ def simulate_responses(params: dict, out: Path) -> Path:
     return path
 
 
+def power(params: dict) -> dict | None:
+    """The power analysis of ``survey.power`` (None when absent): this study's design (survey.n_participants x
+    survey.n_sets) against a grid, for the effect it names, under the simulation model's noise."""
+    from survey.power import PowerConfig, power_analysis
+
+    s = params["survey"]
+    p = s.get("power")
+    if not p:
+        return None
+    cfg = PowerConfig(methods=list(s["methods"]), better=str(p["better"]), than=str(p["than"]), effect=float(p["effect"]),
+                      participants=[int(x) for x in p["participants"]], sets=[int(x) for x in p["sets"]],
+                      simulations=int(p["simulations"]), bootstrap=int(p["bootstrap"]), target=float(p["target"]),
+                      seed=int(s["seed"]))
+    if cfg.better not in cfg.methods or cfg.than not in cfg.methods:
+        raise ValueError(f"survey.power compares {cfg.better} and {cfg.than}: both must be in survey.methods {cfg.methods}")
+    return power_analysis(cfg, design=(int(s["n_participants"]), int(s["n_sets"])))
+
+
 def tally_stage(params: dict) -> dict:
     """Tally every CSV in ``survey.responses``; with none there, tally a simulated study (labelled)."""
     s = params["survey"]
@@ -100,6 +118,7 @@ def tally_stage(params: dict) -> dict:
                                   n_bootstrap=int(s["bootstrap"]), seed=int(s["seed"])))
     doc["files"] = [str(f) for f in files]
     doc["labels"] = labels(cfg.methods)  # the methods' own labels (outputs/methods, stage check_methods)
+    doc["power"] = power(params)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tally.json").write_text(json.dumps(doc, indent=1) + "\n")
     metrics = Path(s.get("metrics", "metrics/survey.json"))  # the headline numbers, for `dvc metrics show`
@@ -108,6 +127,9 @@ def tally_stage(params: dict) -> dict:
         "simulated": doc["simulated"], "participants_kept": doc["participants"]["kept"],
         "shares": {q: {m: {"share": round(v["share"], 4), "ci95": [round(x, 4) for x in v["ci95"]]}
                        for m, v in shares.items() if not m.startswith("_")} for q, shares in doc["shares"].items()},
+        "luce_theta": {q: {m: {"value": round(t["value"], 4), "ci95": [round(x, 4) for x in t["ci95"]]}
+                           for m, t in scale["theta"].items()} for q, scale in doc["luce_scale"].items() if scale},
+        "power_of_this_design": (doc["power"] or {}).get("design"),
     }, indent=2) + "\n")
     figures.grouped_bars(doc, out / "fig7_grouped.png")
     figures.stacked_bars(doc, out / "fig7_stacked.png")

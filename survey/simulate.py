@@ -23,10 +23,10 @@ from .design import BROKEN, ParticipantPlan, StudyConfig
 
 @dataclass
 class SimulationModel:
-    beta: dict[str, dict[str, float]] = field(default_factory=lambda: {
-        "best_stylization": {"safin": 0.6, "sanet": 0.4, "wct": -0.5, "adain": -0.2},
-        "fewest_artifacts": {"safin": 0.7, "sanet": -0.3, "wct": -0.6, "adain": 0.2},
-    })
+    #: preference per question and method (log-odds). **Empty by default: no method is preferred**, so the
+    #: pipeline's SIMULATED Fig. 7 cannot redraw the paper's conclusion; effects are inputs of the tests and
+    #: of the power analysis (``survey.power``), never of the default study.
+    beta: dict[str, dict[str, float]] = field(default_factory=dict)
     participant_sd: float = 0.5
     set_sd: float = 0.5
     position_bias: tuple[float, ...] = (0.15, 0.0, 0.0, -0.05)
@@ -40,7 +40,8 @@ def _choose(rng, model: SimulationModel, question: str, order: list[str], u: dic
         if m == BROKEN:
             util.append(-6.0)  # an attentive participant practically never picks the broken image
             continue
-        util.append(model.beta[question].get(m, 0.0) + u[m] + v[m] + model.position_bias[pos % len(model.position_bias)])
+        util.append(model.beta.get(question, {}).get(m, 0.0) + u[m] + v[m]
+                    + model.position_bias[pos % len(model.position_bias)])
     util = np.asarray(util) + rng.gumbel(size=len(order))
     return order[int(np.argmax(util))]
 
@@ -68,12 +69,14 @@ def simulate(plans: list[ParticipantPlan], cfg: StudyConfig, model: SimulationMo
 
 
 def population_shares(model: SimulationModel, methods: list[str], n_participants: int = 4000,
-                      n_sets: int = 400, seed: int = 12345) -> dict[str, dict[str, float]]:
+                      n_sets: int = 400, seed: int = 12345,
+                      questions: tuple[str, ...] = ("best_stylization", "fewest_artifacts")) -> dict[str, dict[str, float]]:
     """Expected vote shares of attentive participants over random participants, sets and orders."""
     rng = np.random.default_rng(seed)
     out = {}
     k = len(methods)
-    for q, beta in model.beta.items():
+    for q in dict.fromkeys([*questions, *model.beta]):
+        beta = model.beta.get(q, {})
         b = np.array([beta.get(m, 0.0) for m in methods])  # a method the model does not name: no preference
         u = rng.normal(0, model.participant_sd, (n_participants, 1, k))
         v = rng.normal(0, model.set_sd, (1, n_sets, k))

@@ -5,7 +5,8 @@ are a **two-way cluster bootstrap** (participants and sets resampled independent
 naive Wilson intervals (reference only), a naive χ² test against chance, Friedman's test on
 per-participant counts with Holm-corrected pairwise Wilcoxon signed-rank tests, Fleiss' and
 Randolph's kappa, Krippendorff's alpha, position bias, consistency on repeated sets, agreement
-between the two questions (Cramér's V) and per-set shares. Exclusions (failed attention checks,
+between the two questions (Cramér's V) and per-set shares; a Luce preference scale and a mixed-effects
+logistic model with participant and set random effects (:mod:`survey.models`). Exclusions (failed attention checks,
 incomplete participants, invalid or duplicate rows) are counted and listed, never hidden.
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ class TallyConfig:
     n_sets: int | None = None
     n_bootstrap: int = 2000
     seed: int = 0
+    models: bool = True                 # also the Luce scale and the mixed model (survey.models)
+    model_bootstrap: int = 300          # cluster-bootstrap resamples of the Luce scale
 
 
 def exclusions(resp: Responses, cfg: TallyConfig) -> tuple[set[str], dict[str, list[str]]]:
@@ -90,7 +93,7 @@ def tally(resp: Responses, cfg: TallyConfig) -> dict:
                                   "kept": len({r['participant'] for r in kept}),
                                   "excluded": {k: v for k, v in reasons.items()}},
                  "invalid_rows": resp.problems, "shares": {}, "tests": {}, "agreement": {},
-                 "position_bias": {}, "per_set": {}, "consistency": {}}
+                 "position_bias": {}, "per_set": {}, "consistency": {}, "luce_scale": {}, "mixed_model": {}}
     k = len(cfg.methods)
     for q in cfg.questions:
         v, parts, sets = vote_tensor(kept, cfg.methods, q)
@@ -121,6 +124,11 @@ def tally(resp: Responses, cfg: TallyConfig) -> dict:
             tests["wilcoxon_holm"] = {name: {"p": p, "p_holm": float(ph), "significant": bool(rj)}
                                       for name, p, ph, rj in zip(pairs, pvals, p_holm, reject)}
         doc["tests"][q] = tests
+        if cfg.models:
+            from .models import luce_scale, mixed_model
+
+            doc["luce_scale"][q] = luce_scale(kept, cfg.methods, q, n_bootstrap=cfg.model_bootstrap, seed=cfg.seed)
+            doc["mixed_model"][q] = mixed_model(kept, cfg.methods, q)
         # agreement: sets x methods counts, raters = participants
         table = v.sum(0)
         full = table[table.sum(1) == table.sum(1).max()]  # Fleiss needs equal raters per set

@@ -34,9 +34,14 @@ def test_plan_shuffles_per_participant_with_checks_and_repeats(tmp_path):
     assert cfg2 == cfg and loaded[3].items == plans[3].items
 
 
-def _sim(n_participants=25, seed=1, careless=0.1):
+#: preferences the tests give the simulation (the default simulated study has none)
+EFFECTS = {"best_stylization": {"safin": 0.6, "sanet": 0.4, "wct": -0.5, "adain": -0.2},
+           "fewest_artifacts": {"safin": 0.7, "sanet": -0.3, "wct": -0.6, "adain": 0.2}}
+
+
+def _sim(n_participants=25, seed=1, careless=0.1, beta=EFFECTS):
     cfg = StudyConfig(n_participants=n_participants)
-    model = SimulationModel(seed=seed, careless=careless)
+    model = SimulationModel(beta=beta, seed=seed, careless=careless)
     return cfg, model, simulate(make_plan(cfg), cfg, model)
 
 
@@ -132,3 +137,20 @@ def test_figures_are_labelled_simulated(tmp_path):
     for fn in (figures.grouped_bars, figures.stacked_bars):
         assert fn(doc, tmp_path / f"{fn.__name__}.png").stat().st_size > 10_000
     assert figures.heat_map(doc, "best_stylization", tmp_path / "h.png").exists()
+
+
+def test_the_default_simulated_study_prefers_no_method(tmp_path):
+    """The pipeline's SIMULATED Fig. 7 must not redraw the paper's conclusion: by default every method's
+    population share is 1/4, and the tally finds no difference."""
+    model = SimulationModel()
+    assert model.beta == {}
+    truth = population_shares(model, ["safin", "sanet", "wct", "adain"])
+    assert set(truth) == {"best_stylization", "fewest_artifacts"}
+    for q in truth.values():
+        assert all(abs(v - 0.25) < 0.01 for v in q.values()), truth  # position bias averages out over orders
+    cfg = StudyConfig(n_participants=25)
+    rows = simulate(make_plan(cfg), cfg, model)
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions), n_sets=40))
+    for q in cfg.questions:
+        shares = doc["shares"][q]
+        assert all(shares[m]["ci95"][0] <= 0.25 <= shares[m]["ci95"][1] for m in cfg.methods), shares
