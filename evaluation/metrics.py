@@ -9,6 +9,7 @@ import functools
 import logging
 import warnings
 
+import numpy as np
 import torch
 
 from safin.blocks.encoder import TAPS_1_TO_4, TAPS_1_TO_5
@@ -61,7 +62,7 @@ def lpips(a: torch.Tensor, b: torch.Tensor, *, random_trunk: bool = False) -> to
 
 #: direction of each metric: -1 = lower is better, +1 = higher is better
 DIRECTION = {"content_loss": -1, "content_loss_euclid": -1, "style_loss": -1, "gram_loss": -1, "lpips": -1,
-             "ssim": 1, "hist_chi2": -1}
+             "ssim": 1, "hist_chi2": -1, "cfsd": -1, "hist_hellinger": -1}
 
 DESCRIPTION = {
     "content_loss": "MSE of normalised-VGG-19 relu4_1 features, output vs content (SAFIN code; paper: Euclidean)",
@@ -71,7 +72,100 @@ DESCRIPTION = {
     "lpips": "LPIPS-alex v0.1, output vs content (offline AlexNet trunk)",
     "ssim": "SSIM of grayscale output vs content (scikit-image, data range 1)",
     "hist_chi2": "chi-squared distance of 8x8x8 RGB histograms, output vs style",
+    "cfsd": "CFSD (StyleID, CVPR 2024): KL divergence of the relu3_1 patch self-similarity distributions, content vs "
+            "output; our ImageNet VGG-19 (Oxford's weights via Keras, features rescaled to torchvision's input scale); "
+            "published CFSD uses torchvision's weights: compare within this suite only",
+    "hist_hellinger": "HistoGAN RGB-uv histogram (64 bins, inverse-quadratic kernel sigma 0.02, 256 px), Hellinger "
+                      "distance, output vs style",
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# CFSD and the HistoGAN colour histogram: written here from their definitions (evaluation.md), since no
+# maintained package ships them (StyleID's and HistoGAN's are research scripts)
+
+
+@functools.lru_cache(maxsize=2)
+def _plain_vgg(device: str = "cpu"):
+    from safin.blocks.encoder import VGG19Encoder
+    from safin.io.weights import load_encoder_weights
+
+    return load_encoder_weights(VGG19Encoder(last="relu3_1"), "plain").eval().to(device)
+
+
+def self_similarity(feats: torch.Tensor, log: bool = False, rows: slice = slice(None)) -> torch.Tensor:
+    """(C, H, W) features -> the (HW, HW) patch self-similarity (or the ``rows`` of it): each row a softmax
+    over positions of F·Fᵀ (the products in the features' precision, the softmax in float64)."""
+    f = feats.flatten(1).t()  # (positions, C)
+    logits = (f[rows] @ f.t()).double()
+    return torch.log_softmax(logits, -1) if log else torch.softmax(logits, -1)
+
+
+def cfsd_from_features(content: torch.Tensor, output: torch.Tensor, block: int = 1024) -> float:
+    """KL(p_content || q_output) averaged over positions (``F.kl_div(log q, p, reduction="batchmean")``),
+    ``block`` rows at a time (the full HW × HW maps of a 512 px image would take 4 GiB)."""
+    n = content.shape[1] * content.shape[2]
+    total = 0.0
+    for start in range(0, n, block):
+        rows = slice(start, min(start + block, n))
+        p = self_similarity(content, rows=rows)
+        log_q = self_similarity(output, log=True, rows=rows)
+        total += float(torch.nn.functional.kl_div(log_q, p, reduction="sum"))
+    return total / n
+
+
+#: our VGG-19 takes caffe's input scale (pixels 0..255 minus the mean), torchvision's (x − mean) / std with
+#: std ≈ 0.226: features are divided by 255 · 0.226 to approximate torchvision's scale, which sets the softmax
+#: temperature of CFSD (biases make it approximate; published CFSD also uses torchvision's own weights)
+CAFFE_TO_TORCHVISION_SCALE = 255 * 0.226
+
+
+#: CFSD is measured with the longer side at most this (StyleID: 512 px, on a GPU; 128² relu3_1 positions make
+#: 16384² self-similarities, minutes per image on 2 CPU cores): larger images are resized (bilinear, antialiased)
+CFSD_MAX_SIDE = 256
+
+
+def cfsd(output: torch.Tensor, content: torch.Tensor) -> float:
+    """CFSD of one (3, H, W) output against its content, on relu3_1 of the plain VGG-19 (longer side at most
+    :data:`CFSD_MAX_SIDE`)."""
+    if max(output.shape[-2:]) > CFSD_MAX_SIDE:
+        scale = CFSD_MAX_SIDE / max(output.shape[-2:])
+        size = (max(1, round(output.shape[-2] * scale)), max(1, round(output.shape[-1] * scale)))
+        output, content = (torch.nn.functional.interpolate(x[None].float(), size=size, mode="bilinear",
+                                                           antialias=True, align_corners=False)[0]
+                           for x in (output, content))
+    with torch.inference_mode():
+        net = _plain_vgg(str(output.device))
+        fo = net(output[None].float(), ["relu3_1"])["relu3_1"][0] / CAFFE_TO_TORCHVISION_SCALE
+        fc = net(content[None].float(), ["relu3_1"])["relu3_1"][0] / CAFFE_TO_TORCHVISION_SCALE
+    return cfsd_from_features(fc, fo)
+
+
+def rgb_uv_histogram(img: torch.Tensor, bins: int = 64, sigma: float = 0.02, size: int = 256,
+                     extent: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
+    """HistoGAN's RGB-uv histogram (Afifi et al. 2021) of a (3, H, W) image in [0, 1]: for each channel c, the
+    log-chroma u = log(c) − log(c'), v = log(c) − log(c'') of every pixel, weighted by its intensity
+    √(R² + G² + B²) and spread over ``bins`` × ``bins`` bins in [−extent, extent] by the inverse-quadratic
+    kernel 1 / (1 + (d/σ)²); (3, bins, bins), normalised to sum 1. Resized to ``size`` × ``size`` first."""
+    x = img.double().clamp(0, 1)[None]
+    if size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    x = x[0].flatten(1)  # (3, N)
+    weight = torch.sqrt((x ** 2).sum(0) + eps)  # intensity
+    logs = torch.log(x + eps)
+    centres = torch.linspace(-extent, extent, bins, dtype=torch.float64)
+    kernel = lambda d: 1.0 / (1.0 + ((d[:, None] - centres[None]) / sigma) ** 2)  # noqa: E731  (N, bins)
+    hists = []
+    for c, (a, b) in enumerate(((1, 2), (0, 2), (0, 1))):
+        ku, kv = kernel(logs[c] - logs[a]), kernel(logs[c] - logs[b])
+        hists.append((weight[:, None] * ku).t() @ kv)
+    h = torch.stack(hists)
+    return h / h.sum().clamp_min(1e-12)
+
+
+def hellinger(a: torch.Tensor, b: torch.Tensor) -> float:
+    """(1/√2)·‖√a − √b‖₂ of two normalised histograms: 0 (equal) … 1 (disjoint)."""
+    return float(torch.linalg.vector_norm(a.sqrt() - b.sqrt()) / np.sqrt(2.0))
 
 
 #: the metrics' encoder by default (``evaluate.encoder_weights``; ``derived`` in the ci profile, so the
@@ -144,4 +238,6 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
         "lpips": float(lpips(output, content)[0]),
         "ssim": ssim_gray(output, content),
         "hist_chi2": hist_chi2(output, style),
+        "cfsd": cfsd(output, content),
+        "hist_hellinger": hellinger(rgb_uv_histogram(output), rgb_uv_histogram(style)),
     }
