@@ -246,7 +246,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_survey(args: argparse.Namespace) -> int:
     from .params import load_params
-    from .survey import plan, simulate_responses, study_config, study_dir, tally_stage
+    from .survey import plan, simulate_responses, study_dir, tally_stage
 
     params = load_params(args.params)
     if args.action == "build-study":
@@ -274,6 +274,15 @@ def _cmd_survey(args: argparse.Namespace) -> int:
         for q, shares in doc["shares"].items():
             print(f"{q}{label}: " + ", ".join(f"{m} {v['share']:.1%} [{v['ci95'][0]:.1%}, {v['ci95'][1]:.1%}]"
                                             for m, v in shares.items() if not m.startswith("_")))
+        for q, scale in doc.get("luce_scale", {}).items():
+            if scale:
+                print(f"{q}{label}: Luce theta " + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
+                                                          for m, t in scale["theta"].items()))
+        pw = doc.get("power") or {}
+        if pw.get("design"):
+            print(f"power to detect {pw['better']} over {pw['than']} by {pw['effect_log_odds']} log-odds: "
+                  f"{pw['design']['power']:.2f} with {pw['design']['participants']} participants x {pw['design']['sets']} "
+                  f"sets; participants needed for {pw['target']}: {pw['participants_needed_for_target']}")
         excluded = doc["participants"]["excluded"]
         print("excluded: " + "; ".join(f"{k}: {len(v)} {v}" for k, v in excluded.items()))
     return 0
