@@ -151,7 +151,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         m = sp["machine"]
         speed_note = (f"Machine: {m.get('cpu') or m['processor']}, {m['cpus']} CPUs, GPU {m['gpu'] or 'none'}, torch {m['torch']}; "
                       f"median of {sp['settings']['runs']} runs after {sp['settings']['warmup']} warm-up, each in a "
-                      f"fresh process, random weights. naive/fast time ratios: {sp['ratios']}")
+                      f"fresh process, random weights. Naive / fast time ratio: "
+                      + "; ".join(f"{m} " + ", ".join(f"{float(r):.2f}× at {size} px" for size, r in by_size.items())
+                                  for m, by_size in (sp.get("ratios") or {}).items()) + ".")
         w = sp.get("wct_transform")
         if w:
             speed_note += (f" WCT transform alone (relu1_1..relu5_1 of a real pair at {w['size']} px): "
