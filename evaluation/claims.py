@@ -3,9 +3,12 @@
 Each claim names the evidence it needs, computes it from the per-pair metrics (paired bootstrap 95%
 CIs over the evaluation pairs), the training logs, or the user study, and returns a verdict:
 
-- ``reproduced``: the CI lies entirely on the claimed side;
-- ``not reproduced``: the CI lies entirely on the other side;
+- ``holds in this run (1 seed)``: the CI lies entirely on the claimed side;
+- ``does not hold in this run (1 seed)``: the CI lies entirely on the other side;
 - ``inconclusive``: the CI straddles zero (or the equivalence margin), or the evidence is missing.
+
+The CIs resample the evaluation pairs of one training run (one seed): seed-to-seed variance is not in them,
+so no verdict says "reproduced" (:data:`VERDICTS` defines the words; the report prints them).
 
 A verdict is about the models of the active profile; at ``ci``/``demo`` scale (a few hundred CPU
 iterations against the paper's 160k) it describes barely-trained models and cannot decide what the
@@ -23,7 +26,18 @@ import numpy as np
 from .statistics import bootstrap_ci
 from .metrics import DIRECTION
 
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+HOLDS, DOES_NOT_HOLD, INCONCLUSIVE = "holds in this run (1 seed)", "does not hold in this run (1 seed)", "inconclusive"
+REPRODUCED, NOT_REPRODUCED = HOLDS, DOES_NOT_HOLD  # the strongest verdicts one seed allows
+
+#: the verdict words, defined once (the report prints them beside the claims)
+VERDICTS = {
+    HOLDS: "the 95% CI of the effect (paired bootstrap over the 40 evaluation pairs, or the study's two-way "
+           "cluster bootstrap) lies entirely on the side the paper claims, for the models of this run; one "
+           "training seed, so seed-to-seed variance is not in the interval and the claim is not 'reproduced'",
+    DOES_NOT_HOLD: "the 95% CI lies entirely on the other side, for this run's models (one seed)",
+    INCONCLUSIVE: "the CI straddles no difference (or the equivalence margin), or the evidence is missing or "
+                  "simulated",
+}
 
 
 @dataclass

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from safin.io.files import sha256_file
 
-from .claims import Verdict
+from .claims import VERDICTS, Verdict
 from .metrics import DESCRIPTION, DIRECTION
 
 SCALE_NOTE = {
@@ -30,6 +30,28 @@ SCALE_NOTE = {
 }
 
 TRAIN_HEADER = ["method", "weights", "iterations", "images/s", "device", "encoder", "final total loss"]
+
+
+#: what each figure of the report shows (by file stem; a grid page by prefix)
+CAPTIONS = {
+    "fig2_semantic_awareness": "Paper Fig. 2 — semantic awareness: SAFIN against the baselines on pairs whose content "
+                               "has distinct regions (content, style, then one column per method)",
+    "fig5a_sanet_vs_safin_in_sanet": "Paper Fig. 5a — SANet's module against SAFIN's in SANet's base network",
+    "fig6_fin_vs_safin": "Paper Fig. 6 — FIN (self-attention removed) against SAFIN",
+    "fig7_grouped": "Paper Fig. 7 — the user study's vote shares per question with two-way cluster-bootstrap 95% "
+                    "CIs (chance: dashed line)",
+    "fig7_stacked": "Paper Fig. 7, stacked: each question's votes split by method",
+    "loss_curves": "Paper Fig. 5b — training content and style losses of SANet and SAFIN in SANet (raw and smoothed)",
+}
+
+
+def caption(fig: Path) -> str:
+    stem = Path(fig).stem
+    if stem in CAPTIONS:
+        return CAPTIONS[stem]
+    if stem.startswith("pairs_"):
+        return f"Evaluation pairs, page {stem.split('_')[-1]}: content, style, then every method of stylize.methods"
+    return stem
 
 
 def training_row(method: str, t: dict) -> list:
@@ -198,33 +220,42 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
                            f"{pw['better']} preferred over {pw['than']} by {pw['effect_log_odds']} log-odds has power "
                            f"{d['power']:.2f} (± {d['mc_se']:.2f}) with this design ({d['participants']} participants × "
                            f"{d['sets']} sets); participants needed for power {pw['target']}: {need}.")
+    verdicts = [[word, meaning] for word, meaning in VERDICTS.items()]
+    sources = {"claims": "reports/claims.json (from metrics/per_pair.csv, outputs/train/*/live, outputs/survey/tally.json)",
+               "metrics": "metrics/summary.json (per pair: metrics/per_pair.csv)",
+               "training": "outputs/train/METHOD/summary.json", "speed": "metrics/speed.json",
+               "study": "outputs/survey/tally.json (headline numbers: metrics/survey.json)",
+               "methods": "outputs/methods/METHOD.json (stage check_methods)"}
+    captions = [(fig, caption(fig)) for fig in figures]
     md = [f"# SAFIN reproduction report — profile `{profile}`", "",
           f"> {SCALE_NOTE.get(profile, '')}", "",
-          "## Setup", _md_table(["item", "value"], setup), "",
-          "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
-          "## Training", _md_table(TRAIN_HEADER, train_rows), "",
-          "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
-          _md_table(["metric", "definition"], definitions), "",
           "## The paper's claims", f"Models: {claims_on}.", "", _md_table(claim_header, claim_rows), "",
-          f"_{SCALE_NOTE.get(profile, '')}_", "",
-          "## Speed", speed_note, "", _md_table(speed_header, speed_rows) if speed_rows else "", "",
-          "## User study", study_note, "",
+          _md_table(["verdict", "means"], verdicts), "", f"_Source: {sources['claims']}._", "",
+          "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
+          _md_table(["metric", "definition"], definitions), "", f"_Source: {sources['metrics']}._", "",
+          "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
+          f"_Source: {sources['methods']}._", "",
+          "## Training", _md_table(TRAIN_HEADER, train_rows), "", f"_Source: {sources['training']}._", "",
+          "## Speed", speed_note, "", _md_table(speed_header, speed_rows) if speed_rows else "",
+          f"_Source: {sources['speed']}._", "",
+          "## User study", study_note, "", f"_Source: {sources['study']}._", "",
+          "## Setup", _md_table(["item", "value"], setup), "",
           "## Figures"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for fig in figures:
+    for fig, text in captions:
         rel = Path(*([".."] * len(out_dir.parts))) / fig if not out_dir.is_absolute() else fig
-        md += [f"### {fig.stem}", f"![{fig.stem}]({rel.as_posix()})", ""]
+        md += [f"### {fig.stem}", f"![{text}]({rel.as_posix()})", "", f"*{text}* (`{fig.as_posix()}`)", ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n")
 
-    figures_html = [(f.stem, _embedded(f)) for f in figures if f.exists()]
+    figures_html = [(f.stem, _embedded(f), text, f.as_posix()) for f, text in captions if f.exists()]
     page = TEMPLATES.get_template("report.html").render(
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
         train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
         metrics_header=m_header, metrics_rows=m_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
-        study_note=study_note, figures=figures_html)
+        study_note=study_note, figures=figures_html, verdicts=verdicts, sources=sources)
     html_path = out_dir / "report.html"
     html_path.write_text(page)
     (out_dir / "claims.json").write_text(json.dumps([asdict(c) for c in claims], indent=2) + "\n")

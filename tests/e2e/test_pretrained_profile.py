@@ -14,6 +14,7 @@ import yaml
 from ..conftest import REPO, FileServer
 from ..test_releases import mirror_name, serve_release
 from .test_dvc_pipeline import sh, stages_run
+from .test_survey_browser import browser  # noqa: F401 (the fixture: headless Chromium)
 
 RELEASED = ("adain", "wct", "sanet", "safin")
 
@@ -100,3 +101,39 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     n = len(server.requests)
     again = sh(["dvc", "repro"], repo, env)
     assert stages_run(again) == ["check_methods"] and len(server.requests) == n
+
+
+@pytest.mark.slow
+def test_the_report_renders_offline_in_a_real_browser(pretrained_run, browser, tmp_path):
+    """reports/report.html opened from disk in headless Chromium with every network request refused: the claims
+    come first, every table has rows, every figure's image decodes and has a caption, and the screenshot is
+    not blank."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    repo = pretrained_run[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requested = []
+
+    def refuse(route):
+        requested.append(route.request.url)
+        route.abort()
+
+    page.route("http*://**", refuse)
+    page.goto((repo / "reports/report.html").as_uri())
+    page.wait_for_load_state("load")
+    headings = page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)")
+    assert headings[0] == "The paper's claims" and "Metrics (mean over pairs, bootstrap 95% CI)" in headings
+    rows = page.eval_on_selector_all("table", "ts => ts.map(t => t.querySelectorAll('tbody tr').length)")
+    assert len(rows) >= 8 and min(rows) >= 1, rows
+    figures = page.eval_on_selector_all(
+        "figure", "fs => fs.map(f => [f.querySelector('img').complete && f.querySelector('img').naturalWidth,"
+                  " f.querySelector('figcaption').textContent])")
+    assert len(figures) >= 4 and all(w and w > 0 for w, _ in figures), figures
+    assert any(c.startswith("Paper Fig. 2") for _, c in figures) and all(len(c) > 20 for _, c in figures)
+    assert requested == []  # nothing outside the file itself
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("L"), dtype=float)
+    page.close()
+    assert shot.shape[0] > 2000 and shot.std() > 10  # a long page with content, not a blank one
