@@ -125,20 +125,23 @@ CAFFE_TO_TORCHVISION_SCALE = 255 * 0.226
 CFSD_MAX_SIDE = 256
 
 
-def cfsd(output: torch.Tensor, content: torch.Tensor) -> float:
-    """CFSD of one (3, H, W) output against its content, on relu3_1 of the plain VGG-19 (longer side at most
-    :data:`CFSD_MAX_SIDE`)."""
-    if max(output.shape[-2:]) > CFSD_MAX_SIDE:
-        scale = CFSD_MAX_SIDE / max(output.shape[-2:])
-        size = (max(1, round(output.shape[-2] * scale)), max(1, round(output.shape[-1] * scale)))
-        output, content = (torch.nn.functional.interpolate(x[None].float(), size=size, mode="bilinear",
-                                                           antialias=True, align_corners=False)[0]
-                           for x in (output, content))
+def cfsd_features(image: torch.Tensor) -> torch.Tensor:
+    """The relu3_1 features CFSD compares, of one (3, H, W) image: plain VGG-19, longer side at most
+    :data:`CFSD_MAX_SIDE`, rescaled to torchvision's input scale."""
+    if max(image.shape[-2:]) > CFSD_MAX_SIDE:
+        scale = CFSD_MAX_SIDE / max(image.shape[-2:])
+        size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))
+        image = torch.nn.functional.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True,
+                                                align_corners=False)[0]
     with torch.inference_mode():
-        net = _plain_vgg(str(output.device))
-        fo = net(output[None].float(), ["relu3_1"])["relu3_1"][0] / CAFFE_TO_TORCHVISION_SCALE
-        fc = net(content[None].float(), ["relu3_1"])["relu3_1"][0] / CAFFE_TO_TORCHVISION_SCALE
-    return cfsd_from_features(fc, fo)
+        return _plain_vgg(str(image.device))(image[None].float(), ["relu3_1"])["relu3_1"][0] / CAFFE_TO_TORCHVISION_SCALE
+
+
+def cfsd(output: torch.Tensor, content: torch.Tensor, content_features: torch.Tensor | None = None) -> float:
+    """CFSD of one (3, H, W) output against its content (``content_features``: :func:`cfsd_features` of it,
+    if at hand)."""
+    fc = content_features if content_features is not None else cfsd_features(content)
+    return cfsd_from_features(fc, cfsd_features(output))
 
 
 def rgb_uv_histogram(img: torch.Tensor, bins: int = 64, sigma: float = 0.02, size: int = 256,
@@ -220,7 +223,8 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
                  encoder_weights: str = METRIC_ENCODER) -> dict[str, float]:
     """All per-pair metrics of one output (3, H, W) against its content (same size) and style.
     ``content_features`` / ``style_features``: :func:`features` of ``content`` / ``style``, if at hand
-    (computed with the same ``encoder_weights``)."""
+    (computed with the same ``encoder_weights``); they may also carry ``"cfsd"`` (:func:`cfsd_features` of the
+    content) and ``"rgb_uv"`` (:func:`rgb_uv_histogram` of the style), so several outputs of one pair share them."""
     from safin.blocks.losses import gram_matrix, style_loss as _style_loss
 
     if output.shape != content.shape:
@@ -238,6 +242,7 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
         "lpips": float(lpips(output, content)[0]),
         "ssim": ssim_gray(output, content),
         "hist_chi2": hist_chi2(output, style),
-        "cfsd": cfsd(output, content),
-        "hist_hellinger": hellinger(rgb_uv_histogram(output), rgb_uv_histogram(style)),
+        "cfsd": cfsd(output, content, fc.get("cfsd")),
+        "hist_hellinger": hellinger(rgb_uv_histogram(output),
+                                    fs["rgb_uv"] if "rgb_uv" in fs else rgb_uv_histogram(style)),
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evaluation.metrics import DESCRIPTION, DIRECTION, features, pair_metrics
+from evaluation.metrics import DESCRIPTION, DIRECTION, cfsd_features, features, pair_metrics, rgb_uv_histogram
 from evaluation.statistics import bootstrap_ci
 from safin.io.images import load_image
 from safin.io.weights import ENCODER_WEIGHTS, fetch, weights_identity
@@ -35,9 +35,9 @@ def evaluate(params: dict) -> dict:
         key = hashlib.sha256(style_png.read_bytes()).hexdigest()
         if key not in styles:
             style = load_image(style_png)
-            styles[key] = (style, features(style, enc))
+            styles[key] = (style, {**features(style, enc), "rgb_uv": rgb_uv_histogram(style)})
         style, fs = styles[key]
-        pairs.append((content, style, {"relu4_1": features(content, enc)["relu4_1"]}, fs))
+        pairs.append((content, style, {"relu4_1": features(content, enc)["relu4_1"], "cfsd": cfsd_features(content)}, fs))
     for method in s["methods"]:
         for i in tqdm(range(n_pairs), desc=f"evaluate {method}", unit="pair"):
             out = load_image(stylized / method / f"{i:02d}.png")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .simulate import SimulationModel
+from .tally import cluster_bootstrap
 
 
 @dataclass
@@ -46,11 +47,7 @@ def simulate_votes(model: SimulationModel, methods: list[str], question: str, n_
 
 
 def _detects(votes: np.ndarray, a: int, b: int, n_boot: int, rng: np.random.Generator) -> bool:
-    P, S, _ = votes.shape
-    wp = rng.multinomial(P, np.full(P, 1 / P), size=n_boot).astype(float)
-    ws = rng.multinomial(S, np.full(S, 1 / S), size=n_boot).astype(float)
-    num = np.einsum("bp,bs,psm->bm", wp, ws, votes)
-    shares = num / np.clip(num.sum(1, keepdims=True), 1e-12, None)
+    shares = cluster_bootstrap(votes, n_boot, int(rng.integers(2 ** 32)))  # the tally's own interval
     return bool(np.percentile(shares[:, a] - shares[:, b], 2.5) > 0)
 
 
