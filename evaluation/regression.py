@@ -154,9 +154,14 @@ def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: 
 
 
 def not_gated(reference: dict, current: dict) -> list[str]:
-    """Methods the current run measured and the reference does not hold (a plugin, a new method): the
-    gate cannot judge them, and says so instead of failing or passing them silently."""
-    return [m for m in current.get("metrics", {}) if m not in reference.get("metrics", {})]
+    """Methods the current run measured and the reference does not hold (a plugin, a new method), and
+    ``method.metric`` for a metric it lacks: the gate cannot judge them, and says so instead of failing or
+    passing them silently."""
+    ref = reference.get("metrics", {})
+    methods = [m for m in current.get("metrics", {}) if m not in ref]
+    metrics = [f"{m}.{k}" for m, vals in current.get("metrics", {}).items() if m in ref
+               for k in vals if k not in ref[m]]  # e.g. ArtFID computed here, skipped where the reference was frozen
+    return methods + metrics
 
 
 def read_per_pair(path: Path) -> dict[str, dict[str, list[float]]]:

@@ -120,6 +120,30 @@ def metrics_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+ARTFID_HEADER = ["method", "ArtFID ↓", "FID_N ↓", "content distance (LPIPS) ↓", "N"]
+
+
+def artfid_section(summary: dict) -> tuple[str, list[list[str]]]:
+    """The ArtFID paragraph (how it was computed and the bias at this N, or why it was skipped) and its rows."""
+    doc = summary.get("artfid")
+    if not doc:
+        why = (summary.get("skipped") or {}).get("ArtFID", "not computed by this evaluate run")
+        return f"ArtFID: {why}.", []
+    rows = []
+    for method, vals in summary["metrics"].items():
+        if "artfid" in vals:
+            a, f = vals["artfid"], vals["fid"]
+            rows.append([method, f"{_fmt(a['mean'])} [{_fmt(a['ci95'][0])}, {_fmt(a['ci95'][1])}]",
+                         f"{_fmt(f['mean'])} [{_fmt(f['ci95'][0])}, {_fmt(f['ci95'][1])}]",
+                         _fmt(vals["lpips"]["mean"]), str(a["n"])])
+    w = doc.get("weights") or {}
+    text = (f"ArtFID = (1 + content distance) · (1 + FID_N), Wright & Ommer 2022, with their art-trained Inception-v3 "
+            f"({w.get('from', '?')}; sha256 {str(w.get('sha256', '?'))[:16]}…, {w.get('checksum', '')}). {doc['mode']}; "
+            f"style set: {doc['style_set']}; {doc['preprocessing']}; 95% CIs: percentile bootstrap over pairs. "
+            f"{doc['note']}.")
+    return text, rows
+
+
 def _md_table(header, rows) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -161,6 +185,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     setup.append(["metrics' encoder", f"{enc.get('name', 'normalised')}: {enc.get('source', 'not recorded')}"])
     claims_on = "; ".join(f"{r[0]}: {r[1]}" for r in train_rows)
     m_header, m_rows = metrics_rows(summary)
+    artfid_note, artfid_rows = artfid_section(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
     definitions = [[k, v] for k, v in DESCRIPTION.items()]
@@ -233,6 +258,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           _md_table(["verdict", "means"], verdicts), "", f"_Source: {sources['claims']}._", "",
           "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
           _md_table(["metric", "definition"], definitions), "", f"_Source: {sources['metrics']}._", "",
+          "## ArtFID (a set metric)", artfid_note, "", _md_table(ARTFID_HEADER, artfid_rows) if artfid_rows else "",
+          f"_Source: {sources['metrics']} (artfid, fid)._", "",
           "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
           f"_Source: {sources['methods']}._", "",
           "## Training", _md_table(TRAIN_HEADER, train_rows), "", f"_Source: {sources['training']}._", "",
@@ -253,7 +280,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     page = TEMPLATES.get_template("report.html").render(
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
         train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
-        metrics_header=m_header, metrics_rows=m_rows, definitions=definitions, claim_header=claim_header,
+        metrics_header=m_header, metrics_rows=m_rows, artfid_note=artfid_note, artfid_rows=artfid_rows,
+        artfid_header=ARTFID_HEADER, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note, figures=figures_html, verdicts=verdicts, sources=sources)
     html_path = out_dir / "report.html"

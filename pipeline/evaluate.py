@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tqdm import tqdm
 
 from evaluation.metrics import DESCRIPTION, DIRECTION, cfsd_features, features, pair_metrics, rgb_uv_histogram
@@ -59,12 +61,53 @@ def evaluate(params: dict) -> dict:
             vals = [r[metric] for r in rows if r["method"] == method]
             mean, lo, hi = bootstrap_ci(vals, n_resamples=int(e["bootstrap"]), seed=int(e["seed"]))
             summary[method][metric] = {"mean": round(mean, 6), "ci95": [round(lo, 6), round(hi, 6)]}
-    skipped = {"ArtFID/FID/KID": f"not computed: they need Inception weights trained on art (a hub download, not "
-                                 f"available offline) and at least 800 images; this set has {n_pairs} pairs"}
+    skipped: dict[str, str] = {}
+    artfid_doc = artfid_metrics(e, s["methods"], stylized, n_pairs, rows, summary, skipped)
     for name, why in skipped.items():
         print(f"{name}: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
-           "metrics": summary, "skipped": skipped,
+           "metrics": summary, "skipped": skipped, "artfid": artfid_doc,
            "definitions": DESCRIPTION, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def artfid_metrics(e: dict, methods, stylized: Path, n_pairs: int, rows: list[dict], summary: dict,
+                   skipped: dict) -> dict | None:
+    """ArtFID and FID_N of every method into ``summary`` (``evaluation/artfid.py``), or the one line why not into
+    ``skipped``. The style set is each pair's style image (N = the number of pairs on both sides)."""
+    from evaluation import artfid
+
+    spec = dict(e.get("artfid") or {})
+    try:
+        path, origin = artfid.weights_file(spec)
+        model = artfid.load_model(str(path))
+    except (artfid.ArtFIDError, OSError) as err:
+        skipped["ArtFID"] = f"skipped, no number computed: {err}"
+        return None
+    inputs = stylized / "inputs"
+    by_style: dict[str, np.ndarray] = {}
+    styles = []
+    try:
+        for i in range(n_pairs):
+            png = inputs / f"{i:02d}_style.png"
+            key = hashlib.sha256(png.read_bytes()).hexdigest()
+            if key not in by_style:
+                by_style[key] = artfid.inception_features(model, load_image(png))
+            styles.append(by_style[key])
+        for method in tqdm(methods, desc="ArtFID", unit="method"):
+            outs = np.stack([artfid.inception_features(model, load_image(stylized / method / f"{i:02d}.png"))
+                             for i in range(n_pairs)])
+            lp = [r["lpips"] for r in rows if r["method"] == method]
+            got = artfid.art_fid(lp, outs, np.stack(styles), n_resamples=int(e["bootstrap"]), seed=int(e["seed"]))
+            summary[method]["artfid"], summary[method]["fid"] = got["artfid"], got["fid"]
+    except artfid.ArtFIDError as err:
+        skipped["ArtFID"] = f"skipped, no number computed: {err}"
+        for method in methods:
+            summary[method].pop("artfid", None), summary[method].pop("fid", None)
+        return None
+    return {"n": n_pairs, "mode": "FID_N: the plain FID of the N images (not FID-infinity)",
+            "style_set": "each pair's style image", "preprocessing": "RGB in [0, 1] at the images' own size "
+            "(art-fid's ToTensor(); StyleID's fork resizes to 512: not comparable)",
+            "content_distance": "mean LPIPS-alex of (content, stylized), the lpips column", "weights": origin,
+            "note": artfid.BIAS_NOTE.format(n=n_pairs)}

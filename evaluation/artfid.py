@@ -1,0 +1,219 @@
+"""ArtFID (Wright & Ommer 2022): ``(1 + content distance) · (1 + FID(stylized set, style set))``.
+
+- FID is computed on the 2048-d pool features of their Inception-v3 fine-tuned on art (``art_inception.pth``),
+  which we run as torchvision's ``Inception3`` trunk (the released network is torchvision's with two heads,
+  ``fc1``/``fc2`` and ``AuxLogits1``/``AuxLogits2``, that FID does not use). The weights come from a local file the
+  user names (``evaluate.artfid.weights``), else the asset cache, else the canonical URL (:data:`CKPT_URL`, asset
+  ``art_inception``); their sha256 is pinned by ``evaluate.artfid.sha256`` or recorded on first use. Their loader
+  uses ``strict=False`` (a wrong file would silently leave a random network); ours requires every trunk tensor with
+  its shape, and refuses the file with one line otherwise.
+- Preprocessing as the reference: ``ToTensor()`` only (RGB in [0, 1], no resize, no normalisation), one image at a
+  time (our images differ in size). StyleID's fork resizes to 512 first: its numbers are not comparable.
+- The content distance is the mean LPIPS-alex over (content, stylized) pairs, inputs in [−1, 1]: the ``lpips``
+  column of ``per_pair.csv``.
+- The plain FID of the N images at hand (FID_N), never the package's default FID∞: its extrapolation over
+  ``linspace(5000, N)`` degenerates to the whole set when N < 5000. With N ≪ 2048 the covariances have rank
+  < N and FID_N is dominated by its bias (it falls as N grows): compare only numbers of the same N.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CKPT_URL = "https://huggingface.co/matthias-wright/art_inception/resolve/main/art_inception.pth"
+#: the heads of the released two-head Inception that FID does not use
+HEADS = ("fc1.", "fc2.", "fc.", "AuxLogits1.", "AuxLogits2.", "AuxLogits.")
+#: the smallest side torchvision's Inception-v3 trunk accepts (its stride-2 stem and pools)
+MIN_SIDE = 75
+
+
+#: said next to every FID-family number (the report, summary.json)
+BIAS_NOTE = ("N = {n} images a set: FID_N is dominated by its bias at this N (it falls as N grows; the covariances "
+             "of 2048-d features have rank < N), so compare only numbers of the same N and set; published ArtFID uses "
+             "50,000 pairs")
+
+
+class ArtFIDError(ValueError):
+    """Weights that are not the art Inception, or images it cannot take: the message names the file."""
+
+
+def trunk_model() -> torch.nn.Module:
+    """torchvision's Inception-v3 without heads: forward returns the 2048-d average-pooled features."""
+    from torchvision.models import Inception3
+
+    model = Inception3(num_classes=1000, aux_logits=False, transform_input=False, init_weights=False)
+    model.fc = torch.nn.Identity()  # the pool features, as the reference's return_features=True
+    return model.eval()
+
+
+def trunk_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The trunk tensors of an ``art_inception.pth`` (a state dict, optionally under ``state_dict``/``model``, keys
+    optionally prefixed ``module.``), checked against the architecture: every tensor present with its shape."""
+    path = Path(path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated download, HTML page
+        raise ArtFIDError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e}); "
+                          f"download art_inception.pth again from {CKPT_URL}") from e
+    for key in ("state_dict", "model"):
+        if isinstance(raw, dict) and isinstance(raw.get(key), dict):
+            raw = raw[key]
+    if not isinstance(raw, dict):
+        raise ArtFIDError(f"{path}: holds a {type(raw).__name__}, not a state dict of the art Inception")
+    state = {k.removeprefix("module."): v for k, v in raw.items() if torch.is_tensor(v)}
+    want = trunk_model().state_dict()
+    trunk = {k: v for k, v in state.items() if not k.startswith(HEADS)}
+    for k in want:  # a batch-norm counter older torch versions did not save; it does not change eval outputs
+        if k.endswith("num_batches_tracked") and k not in trunk:
+            trunk[k] = want[k]
+    n_counters = sum(k.endswith("num_batches_tracked") for k in want)
+    missing = [k for k in want if k not in trunk]
+    wrong = [k for k in want if k in trunk and tuple(trunk[k].shape) != tuple(want[k].shape)]
+    unexpected = [k for k in trunk if k not in want]
+    if missing or wrong or unexpected:
+        raise ArtFIDError(f"{path}: not an Inception-v3 checkpoint: {len(missing)} of {len(want) - n_counters} trunk tensors missing"
+                          f"{' (e.g. ' + missing[0] + ')' if missing else ''}, {len(wrong)} of the wrong shape"
+                          f"{' (e.g. ' + wrong[0] + ')' if wrong else ''}, {len(unexpected)} unknown"
+                          f"{' (e.g. ' + unexpected[0] + ')' if unexpected else ''}")
+    return {k: trunk[k] if k.endswith("num_batches_tracked") else trunk[k].float() for k in want}
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(path: str, device: str = "cpu") -> torch.nn.Module:
+    model = trunk_model()
+    model.load_state_dict(trunk_state_dict(Path(path)), strict=True)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device)
+
+
+def inception_features(model: torch.nn.Module, image: torch.Tensor) -> np.ndarray:
+    """The 2048-d pool features (float64) of one (3, H, W) RGB image in [0, 1], at its own size."""
+    if min(image.shape[-2:]) < MIN_SIDE:
+        raise ArtFIDError(f"image of {tuple(image.shape[-2:])} px: Inception-v3 needs at least {MIN_SIDE} px a side")
+    with torch.inference_mode():
+        f = model(image[None].float().to(next(model.parameters()).device))
+    return f.double().cpu().numpy()[0]
+
+
+def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """FID of two feature sets (rows = images): ‖μx − μy‖² + tr Σx + tr Σy − 2 tr √(Σx Σy).
+
+    Written here rather than taken from pytorch-fid/art-fid (``scipy.linalg.sqrtm`` of a 2048² product: seconds per
+    call, and singular for N < 2048, which they patch with ε·I) because the bootstrap calls it thousands of times.
+    With centred data Xc, Yc (N × d), Σx Σy = XcᵀXc YcᵀYc / ((n−1)(m−1)) has the non-zero eigenvalues of BBᵀ/((n−1)(m−1)),
+    B = Xc Ycᵀ, so tr √(Σx Σy) is the sum of B's singular values over √((n−1)(m−1)): exact, and an n × m SVD.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or len(y) < 2:
+        raise ArtFIDError(f"FID needs at least 2 images per set (got {len(x)} and {len(y)})")
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    n, m = len(x) - 1, len(y) - 1
+    tr_cross = np.linalg.svd(xc @ yc.T, compute_uv=False).sum() / np.sqrt(n * m)
+    mean_term = float(np.sum((x.mean(0) - y.mean(0)) ** 2))
+    return float(mean_term + (xc ** 2).sum() / n + (yc ** 2).sum() / m - 2 * tr_cross)
+
+
+def art_fid(lpips_values, stylized: np.ndarray, styles: np.ndarray, *, n_resamples: int = 2000,
+            seed: int = 0) -> dict:
+    """ArtFID, FID_N and the content distance of one method, each with a percentile bootstrap 95% CI over the
+    evaluation pairs (a pair's stylized image, style image and LPIPS resampled together). ``stylized[i]``,
+    ``styles[i]``: Inception features of pair i's output and style. A CI of a set statistic this biased at small N
+    says how much the pairs drawn move it, not how far it is from the large-N value."""
+    from scipy.stats import bootstrap
+
+    lp = np.asarray(lpips_values, dtype=np.float64)
+    n = len(lp)
+    if not (len(stylized) == len(styles) == n):
+        raise ArtFIDError(f"ArtFID: {len(stylized)} stylized, {len(styles)} style features, {n} LPIPS values")
+
+    def stats(idx):
+        idx = np.asarray(idx, dtype=int)
+        fid = frechet_distance(stylized[idx], styles[idx])
+        cd = float(lp[idx].mean())
+        return np.array([(1 + cd) * (1 + fid), fid, cd])
+
+    point = stats(np.arange(n))
+    res = bootstrap((np.arange(n),), stats, n_resamples=n_resamples, method="percentile", vectorized=False,
+                    random_state=np.random.default_rng(seed))
+    lo, hi = res.confidence_interval.low, res.confidence_interval.high
+    out = {}
+    for k, name in enumerate(("artfid", "fid", "content_dist")):
+        out[name] = {"mean": round(float(point[k]), 6), "ci95": [round(float(lo[k]), 6), round(float(hi[k]), 6)],
+                     "n": n}
+    return out
+
+
+RECORD_KEY = "artfid/art_inception.pth"  # one key for a local copy and the download: the same file
+
+
+def cached_path() -> Path:
+    from safin.io.weights import cache_dir
+
+    return cache_dir() / "artfid" / "art_inception.pth"
+
+
+def _check_sha256(path: Path, pinned: str | None) -> tuple[str, str]:
+    """(sha256, how it was checked): against ``pinned``, else the one recorded on first use (recording it now)."""
+    from safin.io.files import sha256_file
+    from safin.io.weights import record, recorded
+
+    got = sha256_file(path)
+    if pinned:
+        if not got.startswith(pinned):
+            raise ArtFIDError(f"{path}: sha256 {got}, expected {pinned} (evaluate.artfid.sha256); not the art Inception")
+        return got, "pinned (evaluate.artfid.sha256)"
+    known = recorded().get(RECORD_KEY)
+    if known is None:
+        record(RECORD_KEY, raw_sha256=got, url=CKPT_URL)
+        return got, "recorded now (first use)"
+    if known["raw_sha256"] != got:
+        raise ArtFIDError(f"{path}: sha256 {got}, but {known['raw_sha256']} was recorded on first use; a different "
+                          f"file (if on purpose, pin it with evaluate.artfid.sha256 or delete the entry {RECORD_KEY!r} of "
+                          f"recorded_sha256.json in the cache)")
+    return got, "matches the sha256 recorded on first use"
+
+
+def weights_file(spec: dict) -> tuple[Path, dict]:
+    """The art Inception weights to use, checked, and where they came from: ``spec["weights"]`` (a file the user
+    names), else the cached download, else :data:`CKPT_URL` (resumable; ``SAFIN_URL_MIRROR`` redirects,
+    ``SAFIN_OFFLINE=1`` refuses). Each is checked against ``spec["sha256"]``, else the sha256 recorded on first use,
+    and loaded as the trunk. Raises :class:`ArtFIDError` with one line saying why none is usable; a bad download is
+    deleted so the next run fetches it again."""
+    import os
+
+    from safin.io.download import DownloadError, download
+
+    pinned = (spec.get("sha256") or "").lower() or None
+    local = spec.get("weights")
+    if local:
+        path = Path(str(local)).expanduser()
+        if not path.is_file():
+            raise ArtFIDError(f"{path}: no such file (evaluate.artfid.weights)")
+        trunk_state_dict(path)  # first: never record the checksum of a file that is not the network
+        sha, how = _check_sha256(path, pinned)
+        return path, {"file": str(path), "sha256": sha, "checksum": how, "from": "your file (evaluate.artfid.weights)"}
+    path = cached_path()
+    source = f"cache ({CKPT_URL})"
+    if not path.exists():
+        if not spec.get("download", True):
+            raise ArtFIDError(f"{path}: not downloaded, and evaluate.artfid.download is false; set evaluate.artfid.weights "
+                              f"to a copy of {CKPT_URL}")
+        if os.environ.get("SAFIN_OFFLINE") == "1":
+            raise ArtFIDError(f"SAFIN_OFFLINE=1 and no art_inception.pth at hand: download {CKPT_URL} and set "
+                              f"evaluate.artfid.weights to it")
+        try:
+            download(CKPT_URL, path)
+        except DownloadError as e:
+            raise ArtFIDError(f"{CKPT_URL}: {e}; download it by hand and set evaluate.artfid.weights") from e
+        source = CKPT_URL
+    try:
+        trunk_state_dict(path)
+        sha, how = _check_sha256(path, pinned)
+    except ArtFIDError:
+        path.unlink(missing_ok=True)  # never reused: the next run downloads it again
+        raise
+    return path, {"file": str(path), "sha256": sha, "checksum": how, "from": source}
