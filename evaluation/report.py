@@ -120,6 +120,20 @@ def metrics_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+SEED_METRICS = ("content_loss", "style_loss", "lpips", "ssim", "cfsd")
+
+
+def seeds_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Per method with replicate seeds: each seed's mean over the pairs, and the SD over seeds."""
+    header = ["method", "seeds"] + [f"{m}: per seed (SD)" for m in SEED_METRICS]
+    rows = []
+    for method, d in (summary.get("seeds") or {}).items():
+        rows.append([method, ", ".join(map(str, d["seeds"]))]
+                    + [", ".join(_fmt(v) for v in d["per_seed_mean"][m]) + f" ({_fmt(d['sd_over_seeds'][m])})"
+                       for m in SEED_METRICS if m in d["per_seed_mean"]])
+    return header, rows
+
+
 ARTFID_HEADER = ["method", "ArtFID ↓", "FID_N ↓", "content distance (LPIPS) ↓", "N"]
 
 
@@ -170,8 +184,11 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     profile = params.get("profile", "?")
     env = environment()
     setup = [[k, v] for k, v in env.items()]
-    setup += [["profile", profile], ["seeds", f"train {params['train']['seed']}, stylize {params['stylize']['seed']}, "
-                                               f"bootstrap {params['evaluate']['seed']}"],
+    extra = [x for x in (params["train"].get("seeds") or []) if int(x) != int(params["train"]["seed"])]
+    setup += [["profile", profile], ["seeds", f"train {params['train']['seed']}"
+                                               + (f" (replicates: {', '.join(map(str, extra))})" if extra else
+                                                  " (one seed: train.seeds adds replicates)")
+                                               + f", stylize {params['stylize']['seed']}, bootstrap {params['evaluate']['seed']}"],
               ["evaluation pairs", str(summary["n_pairs"])]]
     setup += [[f"sha256 {name}", _sha256(p)] for name, p in inputs.items()]
     train_rows = []
@@ -186,6 +203,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     claims_on = "; ".join(f"{r[0]}: {r[1]}" for r in train_rows)
     m_header, m_rows = metrics_rows(summary)
     artfid_note, artfid_rows = artfid_section(summary)
+    seed_header, seed_rows = seeds_rows(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
     definitions = [[k, v] for k, v in DESCRIPTION.items()]
@@ -258,6 +276,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           _md_table(["verdict", "means"], verdicts), "", f"_Source: {sources['claims']}._", "",
           "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
           _md_table(["metric", "definition"], definitions), "", f"_Source: {sources['metrics']}._", "",
+          *(["## Seeds (each seed's mean over the pairs)", _md_table(seed_header, seed_rows), "",
+             "_Source: metrics/summary.json (seeds; per pair: metrics/per_seed_pair.csv)._", ""] if seed_rows else []),
           "## ArtFID (a set metric)", artfid_note, "", _md_table(ARTFID_HEADER, artfid_rows) if artfid_rows else "",
           f"_Source: {sources['metrics']} (artfid, fid)._", "",
           "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
@@ -281,7 +301,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
         train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
         metrics_header=m_header, metrics_rows=m_rows, artfid_note=artfid_note, artfid_rows=artfid_rows,
-        artfid_header=ARTFID_HEADER, definitions=definitions, claim_header=claim_header,
+        artfid_header=ARTFID_HEADER, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note, figures=figures_html, verdicts=verdicts, sources=sources)
     html_path = out_dir / "report.html"

@@ -1,4 +1,6 @@
-"""Stage ``evaluate``: metrics per pair and method, aggregated with bootstrap 95% CIs over pairs."""
+"""Stage ``evaluate``: metrics per pair and method, aggregated with bootstrap 95% CIs over pairs
+(``metrics/per_pair.csv``, ``summary.json``: the ``train.seed`` models); every seed's rows, the replicates of
+``train.seeds`` too, in ``per_seed_pair.csv`` (the claims' seed-aware CIs)."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +16,8 @@ from evaluation.metrics import DESCRIPTION, DIRECTION, cfsd_features, features, 
 from evaluation.statistics import bootstrap_ci
 from safin.io.images import load_image
 from safin.io.weights import ENCODER_WEIGHTS, fetch, weights_identity
+
+from .seeds import replicate_seeds, seed_folder
 
 
 def evaluate(params: dict) -> dict:
@@ -47,13 +51,26 @@ def evaluate(params: dict) -> dict:
             rows.append({"method": method, "pair": i,
                          **pair_metrics(out, content, style, content_features=fc, style_features=fs,
                                       encoder_weights=enc)})
+    main_seed = (params.get("train") or {}).get("seed", "main")
+    seeded = [{"seed": main_seed, **r} for r in rows]
+    replicates: dict[str, list] = {}
+    for method in s["methods"]:  # train.seeds: each replicate's outputs, measured on the same pairs
+        for seed in (replicate_seeds(params, method) if params.get("train") else []):
+            folder = seed_folder(stylized, method, seed)
+            replicates.setdefault(method, []).append(seed)
+            for i in tqdm(range(n_pairs), desc=f"evaluate {method} seed {seed}", unit="pair"):
+                content, style, fc, fs = pairs[i]
+                seeded.append({"seed": seed, "method": method, "pair": i,
+                               **pair_metrics(load_image(folder / f"{i:02d}.png"), content, style, content_features=fc,
+                                              style_features=fs, encoder_weights=enc)})
     out_dir = Path(e["out"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "per_pair.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    for name, table in (("per_pair.csv", rows), ("per_seed_pair.csv", seeded)):
+        with open(out_dir / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(table[0]))
+            w.writeheader()
+            for r in table:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     summary: dict = {}
     for method in s["methods"]:
         summary[method] = {}
@@ -61,12 +78,20 @@ def evaluate(params: dict) -> dict:
             vals = [r[metric] for r in rows if r["method"] == method]
             mean, lo, hi = bootstrap_ci(vals, n_resamples=int(e["bootstrap"]), seed=int(e["seed"]))
             summary[method][metric] = {"mean": round(mean, 6), "ci95": [round(lo, 6), round(hi, 6)]}
+    seeds_doc = {}
+    for method, extra in replicates.items():  # the seed-level spread: each seed's mean over the pairs
+        per_seed = {metric: [float(np.mean([r[metric] for r in seeded if r["method"] == method and r["seed"] == sd]))
+                             for sd in [main_seed, *extra]] for metric in DIRECTION}
+        seeds_doc[method] = {"seeds": [main_seed, *extra],
+                             "per_seed_mean": {k: [round(v, 6) for v in vals] for k, vals in per_seed.items()},
+                             "sd_over_seeds": {k: round(float(np.std(vals, ddof=1)), 6) for k, vals in per_seed.items()}}
     skipped: dict[str, str] = {}
     artfid_doc = artfid_metrics(e, s["methods"], stylized, n_pairs, rows, summary, skipped)
     for name, why in skipped.items():
         print(f"{name}: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
            "metrics": summary, "skipped": skipped, "artfid": artfid_doc,
+           "seeds": seeds_doc,
            "definitions": DESCRIPTION, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc

@@ -28,7 +28,11 @@ def report(params: dict) -> tuple[Path, Path]:
     r = params["report"]
     metrics_dir = Path(params["evaluate"]["out"])
     train_dir = Path(params["train"]["out"])
-    claims = check_claims(metrics_dir / "per_pair.csv", train_dir, Path(r["survey"]) if r.get("survey") else None)
+    from .seeds import replicate_seeds
+
+    replicates = {m: replicate_seeds(params, m) for m in params["train"]["methods"]}
+    claims = check_claims(metrics_dir / "per_pair.csv", train_dir, Path(r["survey"]) if r.get("survey") else None,
+                          replicates=replicates)
     grids = Path(params["stylize"]["grids"])
     figures = [grids / f"{n}.png" for n in ("fig2_semantic_awareness", "fig5a_sanet_vs_safin_in_sanet", "fig6_fin_vs_safin")]
     survey_dir = Path(r["survey"]).parent if r.get("survey") else None

@@ -137,8 +137,15 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
 
 
 def _pairs(params: dict):
-    from safin.io.datasets import read_pairs
+    """(folder the pairs' paths are relative to, pairs): ``data.evaluation``'s folders (every content × every
+    style) when it names them, else ``data.pairs`` (the 40 embedded pairs)."""
+    from safin.io.datasets import folder_pairs, read_pairs
 
+    ev = params["data"].get("evaluation") or {}
+    if ev.get("content") or ev.get("style"):
+        if not (ev.get("content") and ev.get("style")):
+            raise ValueError("data.evaluation: name both a content and a style folder (or neither: data.pairs)")
+        return Path("/"), folder_pairs(Path(ev["content"]), Path(ev["style"]))
     sample_dir = Path(params["data"]["sample_dir"])
     return sample_dir, read_pairs(Path(params["data"]["pairs"]), sample_dir)
 
@@ -176,17 +183,23 @@ def stylize_method(params: dict, method: str, loaded: list | None = None) -> lis
     out = Path(s["out"])
     torch.manual_seed(int(s.get("seed", 0)))
     loaded = loaded or load_pairs(params)
-    weights = Path(params["train"]["out"]) / method / "weights.pt"
-    model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
-                        precision=str(s.get("precision", "auto")))
-    device = next(model.parameters()).device
-    on_device = {id(style): style.to(device) for _, style in loaded}
-    cache: dict = {}
+    from .seeds import replicate_seeds, seed_folder
+
+    runs = [(Path(params["train"]["out"]) / method / "weights.pt", out / method, method)]
+    for seed in replicate_seeds(params, method):  # train.seeds: each replicate's outputs beside the main ones
+        runs.append((seed_folder(params["train"]["out"], method, seed) / "weights.pt", seed_folder(out, method, seed),
+                     f"{method} seed {seed}"))
     written = []
-    for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {method}", unit="pair")):
-        with torch.inference_mode():
-            img = model(content.to(device), on_device[id(style)], alpha=float(s.get("alpha", 1.0)), style_cache=cache)
-        written.append(save_image(img, out / method / f"{i:02d}.png"))
+    for weights, folder, label in runs:
+        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
+                            precision=str(s.get("precision", "auto")))
+        device = next(model.parameters()).device
+        on_device = {id(style): style.to(device) for _, style in loaded}
+        cache: dict = {}
+        for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {label}", unit="pair")):
+            with torch.inference_mode():
+                img = model(content.to(device), on_device[id(style)], alpha=float(s.get("alpha", 1.0)), style_cache=cache)
+            written.append(save_image(img, folder / f"{i:02d}.png"))
     return written
 
 

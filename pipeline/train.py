@@ -62,9 +62,15 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
 
 
 def run(params: dict[str, Any], method: str, **overrides) -> dict:
+    """Stage ``train@METHOD``: ``train.seed``'s run into ``train.out/METHOD``, then one replicate per further seed
+    of ``train.seeds`` (:mod:`pipeline.seeds`), each resumable on its own; an authors' release instead of
+    training where ``pretrained.methods`` names the method."""
     from .method_info import pretrained_methods
     from .pretrained import import_release
+    from .seeds import replicate_seeds, seed_folder
 
+    seeds_dir = Path(params["train"]["out"]) / method / "seeds"  # a stage output, also when it stays empty
+    seeds_dir.mkdir(parents=True, exist_ok=True)
     if method in pretrained_methods(params):  # the authors' release instead of training (profile pretrained)
         if method not in params["train"]["methods"]:
             raise ValueError(f"method {method!r} is not in train.methods {params['train']['methods']}")
@@ -75,7 +81,15 @@ def run(params: dict[str, Any], method: str, **overrides) -> dict:
     if not baselines.plugins.is_builtin(cls):  # seconds now, rather than a crash an hour into training
         baselines.plugins.check_contract(cls, cfg.encoder_weights)
     summary = train(cfg)
-    if summary.get("images_per_s"):
-        print(f"{method}: {summary['iterations']} iterations, {summary['images_per_s']:.2f} images/s on "
-              f"{summary['device']}, final losses {summary['final_losses']}")
+    _report(method, summary)
+    for seed in replicate_seeds(params, method):
+        rep = config_from_params(params, method, **{**overrides, "seed": seed,
+                                                    "out_dir": str(seed_folder(params["train"]["out"], method, seed))})
+        _report(f"{method} (seed {seed})", train(rep))
     return summary
+
+
+def _report(name: str, summary: dict) -> None:
+    if summary.get("images_per_s"):
+        print(f"{name}: {summary['iterations']} iterations, {summary['images_per_s']:.2f} images/s on "
+              f"{summary['device']}, final losses {summary['final_losses']}")

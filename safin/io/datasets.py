@@ -67,6 +67,20 @@ def read_pairs(path: Path, root: Path | None = None) -> list[tuple[str, str]]:
     return [(r["content"], r["style"]) for r in rows]
 
 
+def folder_pairs(content_dir: Path, style_dir: Path) -> list[tuple[str, str]]:
+    """Every content image × every style image of two folders (StyleID's benchmark: 20 × 40 = 800 pairs), in
+    name order, as absolute paths; a missing or empty folder is an error naming it."""
+    found = []
+    for role, folder in (("content", Path(content_dir)), ("style", Path(style_dir))):
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: no such folder (data.evaluation.{role})")
+        files = sorted(p.resolve() for p in folder.iterdir() if p.is_file() and is_image_name(p))
+        if not files:
+            raise ValueError(f"{folder}: no images (data.evaluation.{role})")
+        found.append(files)
+    return [(str(c), str(st)) for c in found[0] for st in found[1]]
+
+
 def evaluation_files(sample_dir: Path, pairs_csv: Path) -> set[str]:
     """Relative paths (``content/x.jpg``, ``style/y.jpg``) of every image used by an evaluation pair."""
     return {p for pair in read_pairs(pairs_csv, sample_dir) for p in pair}

@@ -347,7 +347,7 @@ class Trainer:
         self.record()
         self.bar.close()
         done = self.done
-        summary = {"method": cfg.method, "iterations": self.iteration, "resumed_from": self.start,
+        summary = {"method": cfg.method, "seed": cfg.seed, "iterations": self.iteration, "resumed_from": self.start,
                    "images_per_s": done * cfg.batch_size / elapsed if done and elapsed > 0 else None,
                    "device": (torch.cuda.get_device_name(self.device) if self.cuda else
                               f"cpu ({cpu_isa.describe()}; {torch.get_num_threads()} threads)"),
