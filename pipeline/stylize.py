@@ -137,11 +137,15 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
 
 
 def _pairs(params: dict):
-    """(folder the pairs' paths are relative to, pairs): ``data.evaluation``'s folders (every content × every
-    style) when it names them, else ``data.pairs`` (the 40 embedded pairs)."""
+    """(folder the pairs' paths are relative to, pairs): ``data.evaluation``'s named set or folders (every content
+    × every style) when it names them, else ``data.pairs`` (the 40 embedded pairs)."""
     from safin.io.datasets import folder_pairs, read_pairs
 
     ev = params["data"].get("evaluation") or {}
+    if ev.get("set"):  # a named benchmark set, fetched once into the cache
+        from safin.io.benchmark_sets import fetch_set
+
+        return Path("/"), folder_pairs(*fetch_set(str(ev["set"])))
     if ev.get("content") or ev.get("style"):
         if not (ev.get("content") and ev.get("style")):
             raise ValueError("data.evaluation: name both a content and a style folder (or neither: data.pairs)")
