@@ -109,9 +109,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"safin train: {e}", file=sys.stderr)
         return 2
     try:
-        run(load_params(args.params), args.method, **{**settings, "max_iter": args.max_iter, "device": args.device,
-                                                         "out_dir": args.out_dir, "progress": not args.no_progress,
-                                                         "on_mismatch": args.on_mismatch})
+        run(load_params(args.params), args.method, only_seed=args.seed,
+            **{**settings, "max_iter": args.max_iter, "device": args.device, "out_dir": args.out_dir,
+               "progress": not args.no_progress, "on_mismatch": args.on_mismatch})
     except KeyboardInterrupt:
         print("training interrupted; the checkpoint is saved: rerun the same command to resume", file=sys.stderr)
         return 130
@@ -392,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-iter", type=int, help="override train.max_iter")
     s.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
     s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
+    s.add_argument("--seed", type=int, help="train only this seed's run: train.seed, or one of train.seeds "
+                                            "(into train.out/METHOD/seeds/seed-S); default: every seed in turn")
     s.add_argument("--no-progress", action="store_true")
     choice = s.add_mutually_exclusive_group()
     choice.add_argument("--restart", action="store_const", const="restart", dest="on_mismatch",

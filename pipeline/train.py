@@ -61,10 +61,11 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
     return TrainConfig(**cfg)
 
 
-def run(params: dict[str, Any], method: str, **overrides) -> dict:
+def run(params: dict[str, Any], method: str, only_seed: int | None = None, **overrides) -> dict:
     """Stage ``train@METHOD``: ``train.seed``'s run into ``train.out/METHOD``, then one replicate per further seed
     of ``train.seeds`` (:mod:`pipeline.seeds`), each resumable on its own; an authors' release instead of
-    training where ``pretrained.methods`` names the method."""
+    training where ``pretrained.methods`` names the method. ``only_seed``: that one run alone (``safin train
+    --seed S``: seeds in parallel, on several machines; the stage then finds them trained and resumes nothing)."""
     from .method_info import pretrained_methods
     from .pretrained import import_release
     from .seeds import replicate_seeds, seed_folder
@@ -75,17 +76,27 @@ def run(params: dict[str, Any], method: str, **overrides) -> dict:
         if method not in params["train"]["methods"]:
             raise ValueError(f"method {method!r} is not in train.methods {params['train']['methods']}")
         return import_release(params, method)
+    replicates = replicate_seeds(params, method)
+    main_seed = int(params["train"]["seed"])
+    if only_seed is not None and int(only_seed) not in (main_seed, *replicates):
+        raise ValueError(f"--seed {only_seed}: not train.seed ({main_seed}) nor one of train.seeds {replicates}")
     cls = baselines.resolve(method)  # a plugin: imported and registered here
     cfg = config_from_params(params, method, **overrides)
     ensure_encoder_weights(cfg.encoder_weights)
     if not baselines.plugins.is_builtin(cls):  # seconds now, rather than a crash an hour into training
         baselines.plugins.check_contract(cls, cfg.encoder_weights)
-    summary = train(cfg)
-    _report(method, summary)
-    for seed in replicate_seeds(params, method):
+    summary: dict = {}
+    if only_seed is None or int(only_seed) == main_seed:
+        summary = train(cfg)
+        _report(method, summary)
+    for seed in replicates:
+        if only_seed is not None and seed != int(only_seed):
+            continue
         rep = config_from_params(params, method, **{**overrides, "seed": seed,
                                                     "out_dir": str(seed_folder(params["train"]["out"], method, seed))})
-        _report(f"{method} (seed {seed})", train(rep))
+        rep_summary = train(rep)
+        _report(f"{method} (seed {seed})", rep_summary)
+        summary = summary or rep_summary
     return summary
 
 

@@ -132,9 +132,14 @@ def test_replicate_seeds_train_stylize_and_are_measured(tmp_path, monkeypatch, r
     params["evaluate"].update(out=str(tmp_path / "metrics"), bootstrap=20, encoder_weights="derived")
     params["evaluate"]["artfid"].update(download=False)
     monkeypatch.setenv("SAFIN_CACHE", str(real_cache))
-    run(params, "adain")
     main, rep = tmp_path / "train/adain/weights.pt", seed_folder(tmp_path / "train", "adain", 5) / "weights.pt"
+    with pytest.raises(ValueError, match="--seed 6: not train.seed \\(777\\) nor one of train.seeds \\[5\\]"):
+        run(params, "adain", only_seed=6)
+    run(params, "adain", only_seed=5)  # `safin train --seed 5`: that replicate alone (seeds in parallel)
+    assert rep.exists() and not main.exists()
+    run(params, "adain")  # the stage: trains the main run, finds the replicate trained
     assert main.exists() and rep.exists()
+    assert json.loads((rep.parent / "summary.json").read_text())["resumed_from"] == 2  # not trained again
     assert json.loads((rep.parent / "summary.json").read_text())["seed"] == 5
     def tensors(path):
         flat, todo = {}, [("", torch.load(path, weights_only=True))]
