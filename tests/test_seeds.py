@@ -162,3 +162,31 @@ def test_replicate_seeds_train_stylize_and_are_measured(tmp_path, monkeypatch, r
     assert [(r["seed"], r["pair"]) for r in rows] == [("777", "0"), ("777", "1"), ("777", "2"), ("5", "0"), ("5", "1"), ("5", "2")]
     assert doc["seeds"]["adain"]["seeds"] == [777, 5] and len(doc["seeds"]["adain"]["per_seed_mean"]["lpips"]) == 2
     assert len(list(csv.DictReader(open(tmp_path / "metrics/per_pair.csv")))) == 3  # the main seed's, as before
+
+
+def test_the_report_shows_the_seeds_and_artfid_with_its_n_and_bias_note(tmp_path):
+    from evaluation.report import artfid_section, build_report
+
+    m = {"mean": 1.0, "ci95": [0.9, 1.1]}
+    metrics = {k: dict(m) for k in ("content_loss", "content_loss_euclid", "style_loss", "gram_loss", "lpips", "ssim",
+                                    "hist_chi2", "cfsd", "hist_hellinger")}
+    summary = {"n_pairs": 40, "metrics": {"safin": {**metrics, "artfid": {"mean": 31.5, "ci95": [29.0, 35.0], "n": 40},
+                                                    "fid": {"mean": 14.75, "ci95": [13.5, 16.5], "n": 40}}},
+               "skipped": {}, "artfid": {"n": 40, "mode": "FID_N", "style_set": "each pair's style image",
+                                         "preprocessing": "own size", "weights": {"from": "your file", "sha256": "ab" * 32,
+                                                                                  "checksum": "pinned"},
+                                         "note": "N = 40 images a set: FID_N is dominated by its bias at this N"},
+               "seeds": {"safin": {"seeds": [777, 1], "per_seed_mean": {k: [1.0, 1.2] for k in metrics},
+                                   "sd_over_seeds": {k: 0.141421 for k in metrics}}}}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    params = {"profile": "paper", "train": {"seed": 777, "seeds": [1], "methods": ["safin"]},
+              "stylize": {"seed": 0}, "evaluate": {"seed": 0}}
+    md, html = build_report(params=params, summary_path=path, claims=[], figures=[], train_dir=tmp_path,
+                            out_dir=tmp_path / "reports", inputs={})
+    text = md.read_text()
+    assert "| safin | 31.5 [29, 35] | 14.75 [13.5, 16.5] | 1 | 40 |" in text and "dominated by its bias" in text
+    assert "| safin | 777, 1 | 1, 1.2 (0.1414) |" in text and "train 777 (replicates: 1)" in text
+    assert "<h2>Seeds (each seed's mean over the pairs)</h2>" in html.read_text()
+    skipped = {"n_pairs": 40, "metrics": {}, "skipped": {"ArtFID": "skipped, no number computed: SAFIN_OFFLINE=1"}}
+    assert artfid_section(skipped) == ("ArtFID: skipped, no number computed: SAFIN_OFFLINE=1.", [])
