@@ -208,7 +208,7 @@ def weights_file(spec: dict) -> tuple[Path, dict]:
         try:
             download(CKPT_URL, path)
         except DownloadError as e:
-            raise ArtFIDError(f"{CKPT_URL}: {e}; download it by hand and set evaluate.artfid.weights") from e
+            raise ArtFIDError(f"{e}; download it by hand and set evaluate.artfid.weights") from e  # e names the URL
         source = CKPT_URL
     try:
         trunk_state_dict(path)

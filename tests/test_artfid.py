@@ -203,3 +203,24 @@ def test_the_gate_judges_artfid_when_its_reference_has_it():
     skipped = {"metrics": {"adain": {"lpips": {"mean": 0.5}}}}
     assert {r.metric: r.status for r in compare(ref, skipped, tol)}["artfid"] == "missing"
     assert not_gated(skipped, worse) == ["adain.artfid"]
+
+
+def test_an_unreachable_host_is_one_line_naming_the_url_once(tmp_path, monkeypatch):
+    import urllib.error
+    import socket
+
+    from safin.io import download as dl
+
+    monkeypatch.setenv("SAFIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SAFIN_OFFLINE", raising=False)
+    monkeypatch.delenv("SAFIN_URL_MIRROR", raising=False)
+
+    def no_dns(*a, **k):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(dl, "_open", no_dns)
+    with pytest.raises(artfid.ArtFIDError) as e:
+        artfid.weights_file({})
+    line = str(e.value)
+    assert "\n" not in line and line.count(artfid.CKPT_URL) == 1 and "cannot resolve host" in line
+    assert line.endswith("download it by hand and set evaluate.artfid.weights")
