@@ -81,10 +81,21 @@ def trunk_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k: trunk[k] if k.endswith("num_batches_tracked") else trunk[k].float() for k in want}
 
 
+@functools.lru_cache(maxsize=1)
+def _trunk_of(path: str, mtime_ns: int, size: int) -> dict[str, torch.Tensor]:
+    return trunk_state_dict(Path(path))
+
+
+def _trunk(path: Path) -> dict[str, torch.Tensor]:
+    """:func:`trunk_state_dict`, read once per file version (checking the weights, then loading them, reads once)."""
+    st = Path(path).stat()
+    return _trunk_of(str(path), st.st_mtime_ns, st.st_size)
+
+
 @functools.lru_cache(maxsize=2)
 def load_model(path: str, device: str = "cpu") -> torch.nn.Module:
     model = trunk_model()
-    model.load_state_dict(trunk_state_dict(Path(path)), strict=True)
+    model.load_state_dict(_trunk(Path(path)), strict=True)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(device)
@@ -156,27 +167,6 @@ def cached_path() -> Path:
     return cache_dir() / "artfid" / "art_inception.pth"
 
 
-def _check_sha256(path: Path, pinned: str | None) -> tuple[str, str]:
-    """(sha256, how it was checked): against ``pinned``, else the one recorded on first use (recording it now)."""
-    from safin.io.files import sha256_file
-    from safin.io.weights import record, recorded
-
-    got = sha256_file(path)
-    if pinned:
-        if not got.startswith(pinned):
-            raise ArtFIDError(f"{path}: sha256 {got}, expected {pinned} (evaluate.artfid.sha256); not the art Inception")
-        return got, "pinned (evaluate.artfid.sha256)"
-    known = recorded().get(RECORD_KEY)
-    if known is None:
-        record(RECORD_KEY, raw_sha256=got, url=CKPT_URL)
-        return got, "recorded now (first use)"
-    if known["raw_sha256"] != got:
-        raise ArtFIDError(f"{path}: sha256 {got}, but {known['raw_sha256']} was recorded on first use; a different "
-                          f"file (if on purpose, pin it with evaluate.artfid.sha256 or delete the entry {RECORD_KEY!r} of "
-                          f"recorded_sha256.json in the cache)")
-    return got, "matches the sha256 recorded on first use"
-
-
 def weights_file(spec: dict) -> tuple[Path, dict]:
     """The art Inception weights to use, checked, and where they came from: ``spec["weights"]`` (a file the user
     names), else the cached download, else :data:`CKPT_URL` (resumable; ``SAFIN_URL_MIRROR`` redirects,
@@ -193,9 +183,8 @@ def weights_file(spec: dict) -> tuple[Path, dict]:
         path = Path(str(local)).expanduser()
         if not path.is_file():
             raise ArtFIDError(f"{path}: no such file (evaluate.artfid.weights)")
-        trunk_state_dict(path)  # first: never record the checksum of a file that is not the network
-        sha, how = _check_sha256(path, pinned)
-        return path, {"file": str(path), "sha256": sha, "checksum": how, "from": "your file (evaluate.artfid.weights)"}
+        _trunk(path)  # first: never record the checksum of a file that is not the network
+        return path, {"file": str(path), **_check_sha256(path, pinned), "from": "your file (evaluate.artfid.weights)"}
     path = cached_path()
     source = f"cache ({CKPT_URL})"
     if not path.exists():
@@ -211,9 +200,15 @@ def weights_file(spec: dict) -> tuple[Path, dict]:
             raise ArtFIDError(f"{e}; download it by hand and set evaluate.artfid.weights") from e  # e names the URL
         source = CKPT_URL
     try:
-        trunk_state_dict(path)
-        sha, how = _check_sha256(path, pinned)
+        _trunk(path)
+        checked = _check_sha256(path, pinned)
     except ArtFIDError:
         path.unlink(missing_ok=True)  # never reused: the next run downloads it again
         raise
-    return path, {"file": str(path), "sha256": sha, "checksum": how, "from": source}
+    return path, {"file": str(path), **checked, "from": source}
+
+
+def _check_sha256(path: Path, pinned: str | None) -> dict:
+    from safin.io.weights import check_recorded
+
+    return check_recorded(path, RECORD_KEY, pinned, error=ArtFIDError, url=CKPT_URL)

@@ -70,22 +70,16 @@ def read_per_pair(path: Path) -> dict[str, dict[str, np.ndarray]]:
     (a ``seed`` column: values of shape (seeds, pairs), seeds in the order they first appear)."""
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    if rows and "seed" in rows[0]:
-        order = list(dict.fromkeys(r["seed"] for r in rows))
-        out2: dict[str, dict[str, dict[str, list]]] = {}
-        for r in sorted(rows, key=lambda r: (r["method"], order.index(r["seed"]), int(r["pair"]))):
-            m = out2.setdefault(r["method"], {})
-            for k, v in r.items():
-                if k not in ("method", "pair", "seed"):
-                    m.setdefault(k, {}).setdefault(r["seed"], []).append(float(v))
-        return {m: {k: np.asarray(list(by_seed.values())) for k, by_seed in d.items()} for m, d in out2.items()}
-    out: dict[str, dict[str, list]] = {}
-    for r in sorted(rows, key=lambda r: (r["method"], int(r["pair"]))):
+    seeded = bool(rows) and "seed" in rows[0]
+    order = list(dict.fromkeys(r.get("seed", "") for r in rows))
+    out: dict[str, dict[str, dict[str, list]]] = {}  # method -> metric -> seed -> values by pair
+    for r in sorted(rows, key=lambda r: (r["method"], order.index(r.get("seed", "")), int(r["pair"]))):
         m = out.setdefault(r["method"], {})
         for k, v in r.items():
-            if k not in ("method", "pair"):
-                m.setdefault(k, []).append(float(v))
-    return {m: {k: np.asarray(v) for k, v in d.items()} for m, d in out.items()}
+            if k not in ("method", "pair", "seed"):
+                m.setdefault(k, {}).setdefault(r.get("seed", ""), []).append(float(v))
+    return {m: {k: np.asarray(list(by_seed.values())) if seeded else np.asarray(by_seed[""])
+                for k, by_seed in d.items()} for m, d in out.items()}
 
 
 def paired_ci(diff: np.ndarray, seed: int = 0, n: int = 4000) -> tuple[float, float, float]:
@@ -113,15 +107,14 @@ def _effect(va: np.ndarray, vb: np.ndarray) -> tuple[float, float, float, int, s
     (seeds, pairs): the paired bootstrap with one seed each, the hierarchical one with more."""
     a, b = np.atleast_2d(va), np.atleast_2d(vb)
     scale = np.abs(b).mean() or 1.0
-    seeds = min(a.shape[0], b.shape[0])
     if a.shape[0] == 1 and b.shape[0] == 1:
         mean, lo, hi = paired_ci((a[0] - b[0]) / scale)
         return mean, lo, hi, 1, f"{a.shape[1]} pairs, 1 seed"
     mean, lo, hi = hierarchical_ci(a / scale, b / scale)
     k = min(a.shape[0], b.shape[0])
     per_seed = ", ".join(f"{(a[i].mean() - b[i].mean()) / scale:+.1%}" for i in range(k))
-    return mean, lo, hi, seeds, (f"{a.shape[1]} pairs × {a.shape[0]} and {b.shape[0]} seeds, hierarchical bootstrap; "
-                                 f"per seed {per_seed}")
+    return mean, lo, hi, k, (f"{a.shape[1]} pairs × {a.shape[0]} and {b.shape[0]} seeds, hierarchical bootstrap; "
+                             f"per seed {per_seed}")
 
 
 def better(per_pair, a: str, b: str, metric: str) -> tuple[str, str, dict]:
@@ -158,14 +151,13 @@ def similar(per_pair, a: str, b: str, metric: str, margin: float = 0.15) -> tupl
     return verdict, text, {"mean": mean, "ci95": [lo, hi], "margin": margin, "seeds": k}
 
 
-def training_content_loss(train_dir: Path, method: str, tail: float = 0.2) -> np.ndarray | None:
-    """Content-loss values of the last ``tail`` fraction of training (None if there is no log). ``train_dir``:
-    the training output folder (``train.out``), or the folder of one run (a replicate seed's)."""
+def training_content_loss(run: Path, tail: float = 0.2) -> np.ndarray | None:
+    """Content-loss values of the last ``tail`` fraction of one training run (its folder, holding ``live/``;
+    None if there is no log)."""
     from .curves import read_loss
 
-    folder = Path(train_dir) / method if method else Path(train_dir)
     try:
-        _, values = read_loss(folder / "live", "content")
+        _, values = read_loss(Path(run) / "live", "content")
     except FileNotFoundError:
         return None
     return values[int(len(values) * (1 - tail)):] if len(values) else None
@@ -188,12 +180,10 @@ def curves_claim(train_dir: Path, a: str = "sanet_safin", b: str = "sanet",
     relative difference of seed i of ``a`` and seed i of ``b``, its mean and a t interval over the seeds."""
     from scipy import stats
 
-    rep = replicates or {}
-    runs_a = seed_runs(train_dir, a, rep.get(a) if replicates is not None else None)
-    runs_b = seed_runs(train_dir, b, rep.get(b) if replicates is not None else None)
+    runs = [seed_runs(train_dir, m, None if replicates is None else replicates.get(m, [])) for m in (a, b)]
     rel = []
-    for ra, rb in zip(runs_a, runs_b):
-        la, lb = training_content_loss(ra, ""), training_content_loss(rb, "")
+    for ra, rb in zip(*runs):
+        la, lb = training_content_loss(ra), training_content_loss(rb)
         if la is None or lb is None or not len(la) or not len(lb):
             break
         rel.append((la.mean() - lb.mean()) / lb.mean())

@@ -32,7 +32,8 @@ def evaluate(params: dict) -> dict:
     n_pairs = len(sorted(inputs.glob("*_content.png")))
     if n_pairs == 0:
         raise FileNotFoundError(f"{inputs}: no stylized pairs (run the stylize stage first)")
-    rows = []
+    skipped: dict[str, str] = {}
+    art = ArtFIDInputs(e, skipped)
     pairs = []  # each pair's inputs and the VGG features the metrics need, computed once for every method:
     styles: dict = {}  # the content's relu4_1 only, each distinct style's taps once (40 pairs use 8 styles; all
     for i in range(n_pairs):  # taps of 80 images at 512 px held 8 GiB)
@@ -41,28 +42,25 @@ def evaluate(params: dict) -> dict:
         key = hashlib.sha256(style_png.read_bytes()).hexdigest()
         if key not in styles:
             style = load_image(style_png)
-            styles[key] = (style, {**features(style, enc), "rgb_uv": rgb_uv_histogram(style)})
-        style, fs = styles[key]
+            styles[key] = (style, {**features(style, enc), "rgb_uv": rgb_uv_histogram(style)}, art.features(style))
+        style, fs, style_inception = styles[key]
+        art.styles.append(style_inception)
         pairs.append((content, style, {"relu4_1": features(content, enc)["relu4_1"], "cfsd": cfsd_features(content)}, fs))
-    for method in s["methods"]:
-        for i in tqdm(range(n_pairs), desc=f"evaluate {method}", unit="pair"):
-            out = load_image(stylized / method / f"{i:02d}.png")
-            content, style, fc, fs = pairs[i]
-            rows.append({"method": method, "pair": i,
-                         **pair_metrics(out, content, style, content_features=fc, style_features=fs,
-                                      encoder_weights=enc)})
     main_seed = (params.get("train") or {}).get("seed", "main")
-    seeded = [{"seed": main_seed, **r} for r in rows]
-    replicates: dict[str, list] = {}
-    for method in s["methods"]:  # train.seeds: each replicate's outputs, measured on the same pairs
-        for seed in (replicate_seeds(params, method) if params.get("train") else []):
-            folder = seed_folder(stylized, method, seed)
-            replicates.setdefault(method, []).append(seed)
-            for i in tqdm(range(n_pairs), desc=f"evaluate {method} seed {seed}", unit="pair"):
+    replicates = {m: replicate_seeds(params, m) if params.get("train") else [] for m in s["methods"]}
+    rows, seeded = [], []  # the train.seed models' rows; every seed's (train.seeds: replicates on the same pairs)
+    for method in s["methods"]:
+        runs = [(main_seed, stylized / method)] + [(sd, seed_folder(stylized, method, sd)) for sd in replicates[method]]
+        for k, (seed, folder) in enumerate(runs):
+            for i in tqdm(range(n_pairs), desc=f"evaluate {method}" + (f" seed {seed}" if k else ""), unit="pair"):
+                out = load_image(folder / f"{i:02d}.png")
                 content, style, fc, fs = pairs[i]
-                seeded.append({"seed": seed, "method": method, "pair": i,
-                               **pair_metrics(load_image(folder / f"{i:02d}.png"), content, style, content_features=fc,
-                                              style_features=fs, encoder_weights=enc)})
+                row = {"method": method, "pair": i, **pair_metrics(out, content, style, content_features=fc,
+                                                                   style_features=fs, encoder_weights=enc)}
+                seeded.append({"seed": seed, **row})
+                if k == 0:
+                    rows.append(row)
+                    art.outputs.setdefault(method, []).append(art.features(out))
     out_dir = Path(e["out"])
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in (("per_pair.csv", rows), ("per_seed_pair.csv", seeded)):
@@ -80,13 +78,15 @@ def evaluate(params: dict) -> dict:
             summary[method][metric] = {"mean": round(mean, 6), "ci95": [round(lo, 6), round(hi, 6)]}
     seeds_doc = {}
     for method, extra in replicates.items():  # the seed-level spread: each seed's mean over the pairs
+        if not extra:
+            continue
+        order = [main_seed, *extra]
         per_seed = {metric: [float(np.mean([r[metric] for r in seeded if r["method"] == method and r["seed"] == sd]))
-                             for sd in [main_seed, *extra]] for metric in DIRECTION}
-        seeds_doc[method] = {"seeds": [main_seed, *extra],
+                             for sd in order] for metric in DIRECTION}
+        seeds_doc[method] = {"seeds": order,
                              "per_seed_mean": {k: [round(v, 6) for v in vals] for k, vals in per_seed.items()},
                              "sd_over_seeds": {k: round(float(np.std(vals, ddof=1)), 6) for k, vals in per_seed.items()}}
-    skipped: dict[str, str] = {}
-    artfid_doc = artfid_metrics(e, s["methods"], stylized, n_pairs, rows, summary, skipped)
+    artfid_doc = art.summarise(rows, summary, n_pairs, int(e["bootstrap"]), int(e["seed"]))
     for name, why in skipped.items():
         print(f"{name}: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
@@ -97,42 +97,48 @@ def evaluate(params: dict) -> dict:
     return doc
 
 
-def artfid_metrics(e: dict, methods, stylized: Path, n_pairs: int, rows: list[dict], summary: dict,
-                   skipped: dict) -> dict | None:
-    """ArtFID and FID_N of every method into ``summary`` (``evaluation/artfid.py``), or the one line why not into
-    ``skipped``. The style set is each pair's style image (N = the number of pairs on both sides)."""
-    from evaluation import artfid
+class ArtFIDInputs:
+    """ArtFID's inputs, gathered while the metrics loop reads the images (each image is read once): the Inception
+    features of each pair's style (:attr:`styles`) and of each method's outputs (:attr:`outputs`). Without usable
+    weights, or at an image Inception cannot take, it is off and ``skipped["ArtFID"]`` says why in one line."""
 
-    spec = dict(e.get("artfid") or {})
-    try:
-        path, origin = artfid.weights_file(spec)
-        model = artfid.load_model(str(path))
-    except (artfid.ArtFIDError, OSError) as err:
-        skipped["ArtFID"] = f"skipped, no number computed: {err}"
-        return None
-    inputs = stylized / "inputs"
-    by_style: dict[str, np.ndarray] = {}
-    styles = []
-    try:
-        for i in range(n_pairs):
-            png = inputs / f"{i:02d}_style.png"
-            key = hashlib.sha256(png.read_bytes()).hexdigest()
-            if key not in by_style:
-                by_style[key] = artfid.inception_features(model, load_image(png))
-            styles.append(by_style[key])
-        for method in tqdm(methods, desc="ArtFID", unit="method"):
-            outs = np.stack([artfid.inception_features(model, load_image(stylized / method / f"{i:02d}.png"))
-                             for i in range(n_pairs)])
+    def __init__(self, e: dict, skipped: dict):
+        from evaluation import artfid
+
+        self.artfid, self.skipped, self.model, self.origin = artfid, skipped, None, None
+        self.styles: list = []
+        self.outputs: dict[str, list] = {}
+        try:
+            path, self.origin = artfid.weights_file(dict(e.get("artfid") or {}))
+            self.model = artfid.load_model(str(path))
+        except (artfid.ArtFIDError, OSError) as err:
+            self._skip(err)
+
+    def _skip(self, err: Exception) -> None:
+        self.skipped["ArtFID"] = f"skipped, no number computed: {err}"
+        self.model = None
+
+    def features(self, image) -> np.ndarray | None:
+        if self.model is None:
+            return None
+        try:
+            return self.artfid.inception_features(self.model, image)
+        except self.artfid.ArtFIDError as err:
+            self._skip(err)
+            return None
+
+    def summarise(self, rows: list[dict], summary: dict, n_pairs: int, n_resamples: int, seed: int) -> dict | None:
+        """ArtFID and FID_N of every method into ``summary``; the block that says how (None when skipped). The style
+        set is each pair's style image (N = the number of pairs on both sides)."""
+        if self.model is None:
+            return None
+        styles = np.stack(self.styles)
+        for method, outs in tqdm(self.outputs.items(), desc="ArtFID", unit="method"):
             lp = [r["lpips"] for r in rows if r["method"] == method]
-            got = artfid.art_fid(lp, outs, np.stack(styles), n_resamples=int(e["bootstrap"]), seed=int(e["seed"]))
+            got = self.artfid.art_fid(lp, np.stack(outs), styles, n_resamples=n_resamples, seed=seed)
             summary[method]["artfid"], summary[method]["fid"] = got["artfid"], got["fid"]
-    except artfid.ArtFIDError as err:
-        skipped["ArtFID"] = f"skipped, no number computed: {err}"
-        for method in methods:
-            summary[method].pop("artfid", None), summary[method].pop("fid", None)
-        return None
-    return {"n": n_pairs, "mode": "FID_N: the plain FID of the N images (not FID-infinity)",
-            "style_set": "each pair's style image", "preprocessing": "RGB in [0, 1] at the images' own size "
-            "(art-fid's ToTensor(); StyleID's fork resizes to 512: not comparable)",
-            "content_distance": "mean LPIPS-alex of (content, stylized), the lpips column", "weights": origin,
-            "note": artfid.BIAS_NOTE.format(n=n_pairs)}
+        return {"n": n_pairs, "mode": "FID_N: the plain FID of the N images (not FID-infinity)",
+                "style_set": "each pair's style image", "preprocessing": "RGB in [0, 1] at the images' own size "
+                "(art-fid's ToTensor(); StyleID's fork resizes to 512: not comparable)",
+                "content_distance": "mean LPIPS-alex of (content, stylized), the lpips column", "weights": self.origin,
+                "note": self.artfid.BIAS_NOTE.format(n=n_pairs)}

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safin.io.download import DownloadError, download
-from safin.io.files import atomic_path, sha256_file
+from safin.io.files import atomic_path
 
 log = logging.getLogger(__name__)
+
 
 
 class ReleaseError(ValueError):
@@ -180,29 +181,11 @@ def _extract(archive: Path, names: set[str], dest: Path) -> dict[str, Path]:
     return found
 
 
-def _verify(path: Path, key: str, pinned: str | None, root: Path | None) -> dict:
-    """Check ``path`` against its pinned or recorded sha256, recording it on first use."""
-    from safin.io.weights import record, recorded
-
-    got = sha256_file(path)
-    if pinned:
-        if not got.startswith(pinned):
-            raise ReleaseError(f"{path}: sha256 {got}, expected {pinned} (pinned); not the released file")
-        return {"sha256": got, "checksum": "pinned"}
-    known = recorded(root).get(key)
-    if known is None:
-        record(key, root, raw_sha256=got)
-        return {"sha256": got, "checksum": "recorded now (first use)"}
-    if known["raw_sha256"] != got:
-        raise ReleaseError(f"{path}: sha256 {got}, but {known['raw_sha256']} was recorded on first use "
-                           f"({known.get('recorded_at', '?')}); a different file. If you replaced it on purpose, "
-                           f"delete the entry {key!r} of recorded_sha256.json in the cache")
-    return {"sha256": got, "checksum": f"matches the one recorded {known.get('recorded_at', '')}".strip()}
-
-
 def fetch_release(method: str, folder: str | Path | None = None, root: Path | None = None) -> dict[str, dict]:
     """Every file of ``method``'s release, checked: ``{name: {"path", "from", "sha256", "checksum"}}`` in
     :meth:`Release.load_order`. ``folder``: the user's own downloads (used first, file by file)."""
+    from safin.io.weights import check_recorded  # here: training imports this module, not the weight registry
+
     rel = release(method)
     cache = cache_folder(method, root)
     cache.mkdir(parents=True, exist_ok=True)
@@ -245,5 +228,5 @@ def fetch_release(method: str, folder: str | Path | None = None, root: Path | No
             if str(entry["from"]).startswith("cache") or entry["path"].parent == cache:
                 entry["path"].unlink(missing_ok=True)  # never reused: the next run downloads it again
             raise
-        entry.update(_verify(entry["path"], f"release/{method}/{f.name}", f.sha256, root))
+        entry.update(check_recorded(entry["path"], f"release/{method}/{f.name}", f.sha256, root, error=ReleaseError))
     return {n: out[n] for n in rel.load_order()}

@@ -275,6 +275,28 @@ def record(key: str, root: Path | None = None, **values) -> None:
                 ", ".join(f"{k} {v}" for k, v in values.items()))
 
 
+def check_recorded(path: Path, key: str, pinned: str | None = None, root: Path | None = None, *,
+                   error: type[Exception] = ValueError, **extra) -> dict:
+    """``{"sha256", "checksum"}`` of a file whose checksum this suite cannot know in advance (the authors' releases,
+    the art Inception): checked against ``pinned`` (a prefix is enough), else against the sha256 recorded under
+    ``key`` on first use, recording it now (with ``extra``) if there is none. A mismatch raises ``error`` with one
+    line naming the file."""
+    got = sha256_file(path)
+    if pinned:
+        if not got.startswith(pinned.lower()):
+            raise error(f"{path}: sha256 {got}, expected {pinned} (pinned); not the file it should be")
+        return {"sha256": got, "checksum": "pinned"}
+    known = recorded(root).get(key)
+    if known is None:
+        record(key, root, raw_sha256=got, **extra)
+        return {"sha256": got, "checksum": "recorded now (first use)"}
+    if known["raw_sha256"] != got:
+        raise error(f"{path}: sha256 {got}, but {known['raw_sha256']} was recorded on first use; a different file "
+                    f"(recorded {known.get('recorded_at', '?')}). If you replaced it on purpose, delete the entry "
+                    f"{key!r} of recorded_sha256.json in the cache (or pin the new checksum)")
+    return {"sha256": got, "checksum": f"matches the one recorded on first use ({known.get('recorded_at', '?')})"}
+
+
 # --------------------------------------------------------------------------------------------------
 # The normalised VGG-19 (Gatys et al. 2016): every filter's mean activation is 1.
 
