@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test setup gpu-check
+.PHONY: repro test test-fast setup gpu-check
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ repro: $(STAMP)
 # line says what to install (tests/ensure_chromium.sh).
 test: $(STAMP)
 	@CHROMIUM="$$(bash tests/ensure_chromium.sh)" && export CHROMIUM && $(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop: every test not marked slow (no pipeline run, no browser, no multi-process training), under
+# two minutes on two cores; `make test` remains the command that proves everything (CI runs it).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The GPU measurements of the training and performance issues in one run, each step under a time limit
 # (pipeline/gpu_check.sh says which): every method's training throughput at batch 8 / 256 px, the real

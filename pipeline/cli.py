@@ -232,7 +232,9 @@ def _cmd_isa_check(args: argparse.Namespace) -> int:
         if s not in available:
             print(f"isa-check: this CPU cannot run {s!r} kernels; it can run {', '.join(available)}")
             return 2
-    return isa_check(settings, pairs=args.pairs, params_path=args.params, out_path=Path(args.out) if args.out else None)
+    methods = [m for m in (args.methods or "").split(",") if m] or None
+    return isa_check(settings, pairs=args.pairs, params_path=args.params, out_path=Path(args.out) if args.out else None,
+                     methods=methods)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -441,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--settings", help="comma-separated, of default,avx2,avx512 (default: every one this CPU can run)")
     s.add_argument("--pairs", type=int, default=4, help="evaluation pairs to stylize and measure (default 4)")
+    s.add_argument("--methods", help="comma-separated: only these methods' training and pairs (default: every "
+                                     "method of the reference)")
     s.add_argument("--out", help="write the summary here as JSON")
     s.set_defaults(func=_cmd_isa_check)
 

@@ -16,8 +16,8 @@
 #
 # Environment: PY (default python3), SAFIN (default "$PY -m pipeline.cli"), GPU_OUT (default metrics/gpu),
 # DEADLINE_S (default 450), TRAIN_ITERS (default 1000), DEVICE (default auto), SIZES_BIG ("2048 4096"),
-# SIZE_TABLE (1024), TRAIN_RUNS (30), TRAIN_WARMUP (5), METHODS (default: benchmark.methods), ONLY (step
-# names to run, default all). Runs from the repository root; the trainer's files go to a temp dir. The
+# SIZE_TABLE (1024), TRAIN_RUNS (30), TRAIN_WARMUP (5), LOADER_WORKERS ("1 4 8 15"), METHODS (default:
+# benchmark.methods), ONLY (step names to run, default all). Runs from the repository root; the trainer's files go to a temp dir. The
 # trainer runs use random encoder weights (throughput does not depend on them; a GPU box may be offline)
 # and no dvclive logging.
 set -u
@@ -28,6 +28,7 @@ DEADLINE_S=${DEADLINE_S:-450}
 ITERS=${TRAIN_ITERS:-1000}
 DEVICE=${DEVICE:-auto}
 SIZES_BIG=${SIZES_BIG:-"2048 4096"}
+LOADER_WORKERS=${LOADER_WORKERS:-"1 4 8 15"}
 SIZE_TABLE=${SIZE_TABLE:-1024}
 TRAIN_RUNS=${TRAIN_RUNS:-30}
 TRAIN_WARMUP=${TRAIN_WARMUP:-5}
@@ -92,8 +93,9 @@ cp "$WORK/train/safin/summary.json" "$OUT/trainer_safin.json" 2>/dev/null
 inference_args=(); for s in $SIZES_BIG; do inference_args+=(--size "$s"); done
 step inference_safin_big 150 $SAFIN bench --params "$P" --method safin "${inference_args[@]}" --no-naive --runs 3 \
   --wct-size 0 --train-runs 0 --out "$OUT/inference_safin_big.json"
-step loader 90 $SAFIN bench --params "$P" --train-only --train-runs 0 --method safin --loader-workers 1 \
-  --loader-workers 4 --loader-workers 8 --loader-workers 15 --out "$OUT/loader.json"
+loader_args=(); for w in $LOADER_WORKERS; do loader_args+=(--loader-workers "$w"); done
+step loader 90 $SAFIN bench --params "$P" --train-only --train-runs 0 --method safin "${loader_args[@]}" \
+  --out "$OUT/loader.json"
 step trainer_safin_deterministic 120 $SAFIN train --params "$P" --method safin --max-iter "$ITERS" --device "$DEVICE" \
   --no-progress --out-dir "$WORK/train/safin_det" --set live=false --set encoder_weights=random --set deterministic=true --set checkpoint_every=100000
 cp "$WORK/train/safin_det/summary.json" "$OUT/trainer_safin_deterministic.json" 2>/dev/null

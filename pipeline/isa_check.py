@@ -26,8 +26,9 @@ from safin.runtime import cpu_isa
 from .params import load_params
 
 
-def _worker(params_path: str, setting: str, out: Path, pairs: int) -> None:
-    """Runs in the capped process: train every method, stylize and evaluate ``pairs`` pairs into ``out``."""
+def _worker(params_path: str, setting: str, out: Path, pairs: int, methods: list[str] | None = None) -> None:
+    """Runs in the capped process: train every method (or ``methods``), stylize and evaluate ``pairs`` pairs
+    into ``out``."""
     import baselines  # noqa: F401
 
     from .evaluate import evaluate
@@ -51,6 +52,9 @@ def _worker(params_path: str, setting: str, out: Path, pairs: int) -> None:
     with open(subset, "w", newline="") as f:
         csv.writer(f).writerows(rows[: pairs + 1])  # the header and the first `pairs` pairs
     params["data"]["pairs"] = str(subset)
+    if methods:
+        params["train"]["methods"] = [m for m in params["train"]["methods"] if m in methods]
+        params["stylize"]["methods"] = [m for m in params["stylize"]["methods"] if m in methods]
     for method in params["train"]["methods"]:
         # no decoding processes and no progress bar: neither changes what is computed (the data order
         # is a function of the sample position)
@@ -60,13 +64,15 @@ def _worker(params_path: str, setting: str, out: Path, pairs: int) -> None:
     (out / "cpu.json").write_text(json.dumps({"setting": setting, "cpu": cpu_isa.describe()}))
 
 
-def run_setting(setting: str, out: Path, pairs: int, params_path: str = "params.yaml", timeout: float = 900) -> None:
+def run_setting(setting: str, out: Path, pairs: int, params_path: str = "params.yaml", timeout: float = 900,
+                methods: list[str] | None = None) -> None:
     """The gated computation in a new process under ``setting``; raises with its output's tail on failure."""
     env = cpu_isa.env_for(setting)
     env["TQDM_DISABLE"] = "1"
     res = subprocess.run([sys.executable, "-m", "pipeline.isa_check", "--worker", setting, "--out", str(out),
-                          "--pairs", str(pairs), "--params", params_path], env=env, capture_output=True, text=True,
-                         timeout=timeout)
+                          "--pairs", str(pairs), "--params", params_path,
+                          *(["--methods", ",".join(methods)] if methods else [])],
+                         env=env, capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise RuntimeError(f"isa-check {setting}: the gated computation failed (exit {res.returncode}):\n"
                            f"{(res.stdout + res.stderr)[-3000:]}")
@@ -101,8 +107,9 @@ def compare_setting(reference: dict, out: Path, tolerances: dict) -> dict:
 
 
 def isa_check(settings: list[str], *, pairs: int = 4, params_path: str = "params.yaml",
-              out_path: Path | None = None, progress=print) -> int:
-    """Run and compare every setting; print one table per setting and a summary; 0 when all pass."""
+              out_path: Path | None = None, methods: list[str] | None = None, progress=print) -> int:
+    """Run and compare every setting; print one table per setting and a summary; 0 when all pass.
+    ``methods``: only these methods' training and pairs (default: every method of the reference)."""
     from evaluation.regression import failed, table
 
     params = load_params(params_path)
@@ -117,11 +124,18 @@ def isa_check(settings: list[str], *, pairs: int = 4, params_path: str = "params
         progress(f"isa-check: {ref_path} has no training trajectories or per-pair metrics; "
                  f"refresh it with `safin regression --update`")
         return 2
+    if methods:
+        unknown = sorted(set(methods) - set(reference["training"]))
+        if unknown:
+            progress(f"isa-check: {', '.join(unknown)} not in {ref_path} (it has {', '.join(sorted(reference['training']))})")
+            return 2
+        reference = {**reference, "training": {m: v for m, v in reference["training"].items() if m in methods},
+                     "per_pair": {m: v for m, v in reference["per_pair"].items() if m in methods}}
     tolerances = r.get("tolerances", {})
     results, code = {}, 0
     for setting in settings:
         with tempfile.TemporaryDirectory(prefix=f"isa-{setting}-") as tmp:
-            run_setting(setting, Path(tmp), pairs, params_path)
+            run_setting(setting, Path(tmp), pairs, params_path, methods=methods)
             res = compare_setting(reference, Path(tmp), tolerances)
         bad = failed(res["rows"])
         code = code or (1 if bad else 0)
@@ -131,7 +145,7 @@ def isa_check(settings: list[str], *, pairs: int = 4, params_path: str = "params
         results[setting] = {"cpu": res["cpu"], "failing": len(bad), "max_rel_dev_training": res["max_rel_dev_training"],
                             "max_rel_dev_metrics": res["max_rel_dev_metrics"]}
     doc = {"reference": str(ref_path), "reference_cpu": reference.get("provenance", {}).get("cpu"), "pairs": pairs,
-           "settings": results}
+           "methods": sorted(reference["training"]), "settings": results}
     if out_path:
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         Path(out_path).write_text(json.dumps(doc, indent=2) + "\n")
@@ -146,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--methods", default="")
     a = ap.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    _worker(a.params, a.worker, Path(a.out), a.pairs)
+    _worker(a.params, a.worker, Path(a.out), a.pairs, [m for m in a.methods.split(",") if m] or None)
     return 0
 
 

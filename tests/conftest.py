@@ -1,6 +1,17 @@
 """Shared fixtures: a Range-capable HTTP server on 127.0.0.1, image makers, the real asset cache."""
 from __future__ import annotations
 
+import os
+
+# OpenMP threads that wait for work sleep instead of spinning. The end-to-end pipelines run beside the unit tests
+# (tests/e2e/conftest.py), so two or three PyTorch processes share the two cores; with libgomp's default spinning
+# two concurrent `safin evaluate` runs took 192 s, with PASSIVE 80 s (one alone: 41 s either way; Xeon, 2 cores).
+# It changes no result. Set before anything loads PyTorch's OpenMP runtime; every subprocess inherits it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import contextlib
+import io
+import logging
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -92,3 +103,39 @@ def real_cache() -> Path:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return REPO / "data" / "sample"
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end tests last: their pipelines run in the background meanwhile (tests/e2e/conftest.py)."""
+    items.sort(key=lambda item: "e2e" in item.path.parts)
+
+
+def safin(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``safin ARGS`` run in this process (``pipeline.cli.main``), as the console script runs it: ``env`` added to
+    the environment and ``cwd`` the working directory for the call; stdout, stderr and the log lines captured;
+    argparse's exit is the return code. A fresh interpreter per command cost about 2 s of imports each
+    (``tests/test_cli.py::test_console_script_is_installed`` runs the real console script)."""
+    from pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level, saved_env, saved_cwd = root.level, dict(os.environ), os.getcwd()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    os.environ.update(env or {})
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse: --help, a bad flag
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess(["safin", *args], code, out.getvalue(), err.getvalue())

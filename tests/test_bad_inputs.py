@@ -4,8 +4,6 @@ configuration: each gives one clear line naming the file and the problem, batche
 they skipped, and nothing already written is lost."""
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,7 +16,7 @@ from safin.methods import InputError, load_weights, save_weights
 from safin.training.data import PairStream
 
 from .bad_inputs import BAD_KINDS_MIN, make_corpus
-from .conftest import REPO
+from .conftest import REPO, safin
 
 IS_ROOT = os.geteuid() == 0
 
@@ -95,10 +93,8 @@ def test_the_training_loader_reports_each_bad_file_once_and_goes_on(corpus, capl
 def test_safin_stylize_skips_and_lists_bad_inputs_and_writes_the_rest(corpus, tmp_path):
     folder, expected = corpus
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "stylize", "--method", "adain", "--encoder-weights",
-                          "random", "--content", str(folder), "--style", str(folder / "good.jpg"), "--output", str(out),
-                          "--content-size", "64", "--style-size", "64"], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    res = safin("stylize", "--method", "adain", "--encoder-weights", "random", "--content", str(folder), "--style",
+                str(folder / "good.jpg"), "--output", str(out), "--content-size", "64", "--style-size", "64")
     assert res.returncode == 1, res.stderr  # some inputs failed
     bad = {n for n, e in expected.items() if e and not (IS_ROOT and n == "locked.jpg")}
     for name in bad:  # one line each as it happens, then once more in the closing list
@@ -146,8 +142,7 @@ def test_broken_configuration_names_the_file_and_the_line_or_key(tmp_path):
     assert read_pairs(elsewhere, tmp_path) == [("content/a.jpg", "content/a.jpg")]
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text().replace("  max_iter:", "  max_iters:", 1))
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--params", str(params)],
-                         cwd=REPO, capture_output=True, text=True)
+    res = safin("train", "--method", "adain", "--params", str(params))
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == (f"safin train: error: {params}: train.max_iter is missing "
                                                    f"(found train.max_iters: misspelt?)")

@@ -111,20 +111,17 @@ def test_an_authors_decoder_without_its_encoder_is_refused_unless_chosen(tmp_pat
 
 
 def test_stylize_refuses_a_reference_decoder_without_the_vgg_file(tmp_path):
-    import subprocess
-    import sys
-
     from PIL import Image
 
-    from .conftest import REPO
+    from .conftest import safin
 
     gen = torch.Generator().manual_seed(5)
     torch.save(_adain_decoder(gen), tmp_path / "decoder.pth")
     Image.new("RGB", (32, 32), "red").save(tmp_path / "c.png")
-    cmd = [sys.executable, "-m", "pipeline.cli", "stylize", "--method", "adain", "--reference", str(tmp_path / "decoder.pth"),
+    cmd = ["stylize", "--method", "adain", "--reference", str(tmp_path / "decoder.pth"),
            "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "c.png"), "--output", str(tmp_path / "o.png"),
            "--encoder-weights", "random"]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    res = safin(*cmd)
     assert res.returncode == 1 and "no vgg_normalised.pth given" in res.stderr and not (tmp_path / "o.png").exists()
-    res = subprocess.run(cmd + ["--our-encoder"], cwd=REPO, capture_output=True, text=True)
+    res = safin(*cmd, "--our-encoder")
     assert res.returncode == 0 and (tmp_path / "o.png").exists() and "--our-encoder" in res.stderr, res.stderr[-2000:]

@@ -1,20 +1,15 @@
 """``safin stylize`` as a user runs it: real sample images, odd sizes, folders, globs, bad input."""
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import REPO
+from .conftest import REPO, safin
 
 SAMPLE = REPO / "data" / "sample"
 
 
 def stylize(*args, expect=0):
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "stylize", *args], cwd=REPO,
-                         capture_output=True, text=True, env={**os.environ, "SAFIN_OFFLINE": "1"})
+    res = safin("stylize", *args, env={"SAFIN_OFFLINE": "1"})
     assert res.returncode == expect, res.stderr[-3000:]
     return res
 

@@ -1,6 +1,7 @@
 """The user-study plan, response schema, simulation and tally (no torch anywhere)."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -8,6 +9,9 @@ from survey.design import BROKEN, StudyConfig, load_plan, make_plan, plan_partic
 from survey.responses import read_responses, write_responses
 from survey.simulate import SimulationModel, population_shares, simulate
 from survey.tally import TallyConfig, cluster_bootstrap, tally
+
+# The tallies here are about shares, exclusions and claims: models=False leaves out the Luce scale and the mixed
+# model (about 10 s a tally), which tests/test_survey_models.py and the pipeline's tally stage test
 
 
 def test_survey_package_does_not_import_torch():
@@ -49,7 +53,7 @@ def test_tally_recovers_the_simulated_preferences_within_its_cis(tmp_path):
     cfg, model, rows = _sim()
     resp = read_responses([write_responses(rows, tmp_path / "r.csv")], set(cfg.questions))
     assert resp.problems == [] and resp.simulated
-    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=40))
+    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=40, models=False))
     truth = population_shares(model, cfg.methods)
     covered = [doc["shares"][q][m]["ci95"][0] <= truth[q][m] <= doc["shares"][q][m]["ci95"][1]
                for q in cfg.questions for m in cfg.methods]
@@ -64,7 +68,7 @@ def test_tally_recovers_the_simulated_preferences_within_its_cis(tmp_path):
 
 def test_careless_participants_are_excluded_and_reported(tmp_path):
     cfg, _, rows = _sim(careless=1.0, seed=3)
-    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions)))
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions), models=False))
     failed = doc["participants"]["excluded"]["failed attention check"]
     assert 0 < len(failed) < 25 and doc["participants"]["kept"] == 25 - len(failed)
 
@@ -78,7 +82,7 @@ def test_incomplete_and_invalid_rows_are_reported(tmp_path):
     resp = read_responses([path], set(cfg.questions))
     assert any("was not displayed" in p for p in resp.problems)
     assert any("duplicate answer" in p for p in resp.problems)
-    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=40))
+    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=40, models=False))
     assert "p02" in doc["participants"]["excluded"]["incomplete"]
 
 
@@ -122,21 +126,45 @@ def test_simulated_study_claims_are_never_verdicts(tmp_path):
     from tests.test_claims_report import _per_pair
 
     cfg, _, rows = _sim()
-    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions)))
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions), models=False))
     (tmp_path / "tally.json").write_text(json.dumps(doc))
     verdicts = check_claims(_per_pair(tmp_path, {}), tmp_path, tmp_path / "tally.json")
     study = [v for v in verdicts if "user study" in v.claim or "Users prefer" in v.claim]
     assert len(study) == 2 and all(v.verdict == INCONCLUSIVE and "SIMULATED" in v.evidence for v in study)
 
 
-def test_figures_are_labelled_simulated(tmp_path):
+def test_figures_are_labelled_simulated(tmp_path, monkeypatch):
+    """Every figure of a simulated tally says SIMULATED in its title (and a real one does not), and draws the
+    tally's numbers: the bars are the vote shares, the heat map the per-set shares."""
     from survey import figures
 
     cfg, _, rows = _sim()
-    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions)))
-    for fn in (figures.grouped_bars, figures.stacked_bars):
-        assert fn(doc, tmp_path / f"{fn.__name__}.png").stat().st_size > 10_000
-    assert figures.heat_map(doc, "best_stylization", tmp_path / "h.png").exists()
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions), models=False))
+    drawn = {}
+    save = figures._save
+
+    def keep(fig, out, plt):
+        ax = fig.axes[0]
+        drawn[Path(out).name] = {"title": ax.get_title(), "bars": [p.get_height() for p in ax.patches],
+                                 "widths": [p.get_width() for p in ax.patches],
+                                 "image": ax.images[0].get_array().copy() if ax.images else None}
+        return save(fig, out, plt)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    for real in (False, True):
+        doc = {**doc, "simulated": not real}
+        for fn in (figures.grouped_bars, figures.stacked_bars):
+            assert fn(doc, tmp_path / f"{fn.__name__}.png").stat().st_size > 10_000
+        assert figures.heat_map(doc, "best_stylization", tmp_path / "heat_map.png").stat().st_size > 5_000
+        assert all(("SIMULATED" in d["title"]) != real for d in drawn.values()), drawn
+    questions = list(cfg.questions)
+    shares = [doc["shares"][q][m]["share"] for m in cfg.methods for q in questions]  # bars: method by method
+    assert np.allclose(drawn["grouped_bars.png"]["bars"], shares)
+    stacked = [doc["shares"][q][m]["share"] * 100 for m in cfg.methods for q in questions]
+    assert np.allclose(sorted(drawn["stacked_bars.png"]["widths"]), sorted(stacked))
+    per_set = doc["per_set"]["best_stylization"]
+    expected = [[per_set[s][m] for s in sorted(per_set, key=int)] for m in cfg.methods]
+    assert np.allclose(drawn["heat_map.png"]["image"], expected)
 
 
 def test_the_default_simulated_study_prefers_no_method(tmp_path):
@@ -150,7 +178,7 @@ def test_the_default_simulated_study_prefers_no_method(tmp_path):
         assert all(abs(v - 0.25) < 0.01 for v in q.values()), truth  # position bias averages out over orders
     cfg = StudyConfig(n_participants=25)
     rows = simulate(make_plan(cfg), cfg, model)
-    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions), n_sets=40))
+    doc = tally(read_responses([write_responses(rows, tmp_path / "r.csv")]), TallyConfig(cfg.methods, list(cfg.questions), n_sets=40, models=False))
     for q in cfg.questions:
         shares = doc["shares"][q]
         assert all(shares[m]["ci95"][0] <= 0.25 <= shares[m]["ci95"][1] for m in cfg.methods), shares

@@ -228,6 +228,8 @@ def test_the_tally_stage_decodes_static_files_with_the_built_study(study, tmp_pa
     params["survey"].update({"methods": cfg.methods, "n_sets": 3, "n_participants": 3, "attention_checks": 1,
                              "repeats": 1, "bootstrap": 50, "study": str(path), "responses": str(tmp_path / "resp"),
                              "out": str(tmp_path / "out"), "metrics": str(tmp_path / "survey.json")})
+    # the power analysis runs in the stage too (its subject is tests/test_survey_models.py): one small grid point
+    params["survey"]["power"].update({"participants": [10], "sets": [20], "simulations": 20, "bootstrap": 50})
     (tmp_path / "resp").mkdir()
     _, plans = load_plan(path / "plan.json")
     for p in plans:

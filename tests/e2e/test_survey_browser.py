@@ -16,6 +16,8 @@ from survey.study import build_study
 
 from ..test_survey_server import LiveServer, fake_stylized
 
+pytestmark = pytest.mark.slow  # a real browser: `make test`, not the edit loop's `make test-fast`
+
 #: `make test` finds or installs it (tests/ensure_chromium.sh) and exports its path
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,0 +1,240 @@
+"""The expensive runs of the end-to-end tests, each done once a session, in a throw-away copy of this
+repository, as a user would run them:
+
+- ``ci_run``: ``safin profile ci && dvc repro`` with a plugin method (``tests/plugins/colorstats``, pip-installed
+  into a folder of its own on ``PYTHONPATH``, named in ``params.yaml``), then ``safin isa-check`` on the gated
+  computation of one method under each older instruction set the CPU can emulate;
+- ``pretrained_run``: ``safin profile pretrained && dvc repro`` against a server on 127.0.0.1 standing in for the
+  authors' hosts.
+
+Each starts in a background thread as soon as the tests are collected (only when a selected test needs it), and
+pytest runs the end-to-end tests last, so the unit tests run while the pipelines do: on two cores a ``dvc repro``
+leaves most of one idle (process starts, DVC's own work). A test that needs a run waits for it; a run that failed
+fails every test that needs it, with its output. Why: the suite ran the ``ci`` pipeline three times and the
+pretrained one twice (21-26 min on two cores, issue 27); now each runs once, beside the rest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ..conftest import REPO, FileServer
+
+PLUGIN = "tests/plugins/colorstats"
+#: how a ``params.yaml`` lists the methods (train and benchmark share the first; stylize; the study), and the
+#: same lists with the plugin method added
+TRAIN_LIST = "methods: [adain, wct, sanet, sanet_safin, safin, safin_fin]"
+STYLIZE_LIST = "methods: [safin, safin_fin, sanet, sanet_safin, adain, wct]"
+SURVEY_LIST = "methods: [safin, sanet, wct, adain]"
+#: the method of the instruction-set check: SANet's unscaled attention is where float32 training moved most
+#: between instruction sets (a 2.4 % move of a metric after four steps, profiles/ci.yaml), so it is the strictest
+#: case of the gate's portability; the other five methods' arithmetic is the same convolutions and statistics
+ISA_METHOD = "sanet"
+
+_procs: set[subprocess.Popen] = set()
+_lock = threading.Lock()
+
+
+def sh(cmd, cwd, env) -> str:
+    """Run ``cmd`` (a list, or a string for the shell) and return its output; fails the test with the tail of
+    the output when it exits non-zero."""
+    res = run(cmd, cwd, env)
+    assert res.returncode == 0, f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+def run(cmd, cwd, env) -> subprocess.CompletedProcess:
+    """``subprocess.run`` whose process is ended if the session ends first (a failed or interrupted run)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            shell=isinstance(cmd, str), start_new_session=True)
+    with _lock:
+        _procs.add(proc)
+    try:
+        out, err = proc.communicate()
+    finally:
+        with _lock:
+            _procs.discard(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def stages_run(out: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", out)
+
+
+def dvc_status(repo, env) -> dict:
+    """``dvc status`` without stage check_methods, which is always changed by design (it checks the
+    installed methods; the stages of an unchanged method stay up to date)."""
+    res = run(["dvc", "status", "--json"], repo, env)
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)
+    assert "always changed" in status.get("check_methods", []), status
+    return {k: v for k, v in status.items() if k != "check_methods"}
+
+
+def copy_repo(dst: Path, env: dict) -> Path:
+    """This checkout's tracked and untracked-but-not-ignored files in ``dst``, committed to a new git repository."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    sh("git init -q && git add -A && git commit -qm copy", dst, env)
+    return dst
+
+
+def base_env(**extra) -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "true",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t", "TQDM_DISABLE": "1", **extra}
+
+
+def _ci_run(tmp: Path) -> dict:
+    """The ci profile with the plugin method, ``dvc repro``, then the instruction-set check."""
+    site = tmp / "plugin-site"
+    env = base_env(SAFIN_OFFLINE="1", PYTHONPATH=str(site))
+    repo = copy_repo(tmp / "repo", env)
+    # the plugin as a user installs it: pip, from its own pyproject.toml (into a folder of its own, so the
+    # venv the other tests run in never sees it)
+    sh([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "install", "--no-deps",
+        "--no-build-isolation", "--target", str(site), str(repo / PLUGIN)], repo, env)
+    sh([sys.executable, "-m", "pipeline.cli", "profile", "ci"], repo, env)
+    params = repo / "params.yaml"
+    original = params.read_text()
+    assert original.count(TRAIN_LIST) == 2 and original.count(STYLIZE_LIST) == 1  # train and benchmark; stylize
+    assert original.count(SURVEY_LIST) == 1
+    params.write_text(original.replace(TRAIN_LIST, TRAIN_LIST[:-1] + ", colorstats]")
+                      .replace(STYLIZE_LIST, STYLIZE_LIST[:-1] + ", colorstats]")
+                      .replace(SURVEY_LIST, SURVEY_LIST[:-1] + ", colorstats]"))
+    sh("git commit -qam 'the plugin method in every list'", repo, env)
+    out = sh(["dvc", "repro"], repo, env)
+    # nothing changed: nothing re-runs but the method check (before any test edits the copy)
+    again = sh(["dvc", "repro"], repo, env)
+    # the gate's computation under every older instruction set this CPU can emulate (one method: ISA_METHOD)
+    from safin.runtime import cpu_isa
+
+    others = [s for s in cpu_isa.emulatable() if s != cpu_isa.hardware_isa()]
+    isa = run([sys.executable, "-m", "pipeline.cli", "isa-check", "--settings", ",".join(others), "--methods",
+               ISA_METHOD, "--pairs", "1", "--out", "isa_check.json"], repo, env) if others else None
+    return {"repo": repo, "env": env, "out": out, "again": again, "without_plugin": original, "isa": isa,
+            "isa_settings": others}
+
+
+def _pretrained_run(tmp: Path) -> dict:
+    """``safin profile pretrained && dvc repro`` with every release from a stand-in server, and again."""
+    from safin.io.weights import REGISTRY, cache_dir
+
+    from ..test_releases import mirror_name, serve_release
+
+    server = FileServer()
+    server.thread.start()
+    _servers.append(server)
+    released = {method: serve_release(server, method, tmp, seed=10 + i) for i, method in enumerate(RELEASED)}
+    bethge = REGISTRY["vgg19_normalised"].sources[0]  # the first source of the encoder asset: bethgelab's
+    server.files[mirror_name(bethge.url)] = (tmp / "src_adain" / "vgg_normalised.pth").read_bytes()
+    cache = tmp / "cache"
+    (cache / "weights").mkdir(parents=True)
+    for name in ("vgg19", "alexnet"):  # the offline assets, as a user's cache holds them
+        for suffix in (".pth", ".json"):
+            shutil.copy(cache_dir() / "weights" / f"{name}{suffix}", cache / "weights" / f"{name}{suffix}")
+    env = base_env(SAFIN_CACHE=str(cache), SAFIN_URL_MIRROR=server.url("").rstrip("/"))
+    env.pop("SAFIN_OFFLINE", None)
+    repo = copy_repo(tmp / "repo", env)
+    sh([sys.executable, "-m", "pipeline.cli", "profile", "pretrained"], repo, env)
+    # the profile as it is, but small images and a short benchmark, so the test takes minutes on 2 cores
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["stylize"]["size"] = 64
+    params["benchmark"].update(sizes=[64], runs=1, warmup=0, wct_size=0, methods=["adain"])
+    params["evaluate"]["bootstrap"] = 200
+    params["stylize"]["precision"] = "fp32"  # the authors' precision: the test recomputes an output from their files
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh(["dvc", "repro"], repo, env)
+    n = len(server.requests)
+    again = sh(["dvc", "repro"], repo, env)
+    return {"repo": repo, "env": env, "out": out, "again": again, "server": server, "cache": cache,
+            "requests_before_again": n, "released": released}
+
+
+RELEASED = ("adain", "wct", "sanet", "safin")
+_servers: list[FileServer] = []
+
+
+class BackgroundRun:
+    """One expensive run in a thread: started once, its result (or its exception) handed to every test."""
+
+    def __init__(self, name: str, fn):
+        self.name, self.fn = name, fn
+        self.thread: threading.Thread | None = None
+        self.value = self.error = None
+
+    def start(self, tmp: Path) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, args=(tmp,), name=self.name, daemon=True)
+            self.thread.start()
+
+    def _run(self, tmp: Path) -> None:
+        try:
+            self.value = self.fn(tmp)
+        except BaseException as e:  # noqa: BLE001 - handed to the tests that need the run
+            self.error = e
+
+    def result(self, tmp: Path):
+        self.start(tmp)  # not started at collection (e.g. selected by a plugin later): start it now
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+RUNS = {"ci_run": BackgroundRun("ci_run", _ci_run), "pretrained_run": BackgroundRun("pretrained_run", _pretrained_run)}
+
+
+def _tmp(config, name: str) -> Path:
+    factory = getattr(config, "_tmp_path_factory", None)  # pytest's own (kept for inspection after a failure)
+    return factory.mktemp(name) if factory else Path(tempfile.mkdtemp(prefix=f"{name}-"))
+
+
+def pytest_collection_finish(session):
+    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in RUNS}
+    if wanted:
+        # the assets both runs read, fetched (or verified, about 2 s) here once, so that no two processes fetch
+        # the same asset into the cache at once
+        from safin.io.weights import fetch
+
+        for asset in ("vgg19", "vgg19_normalised_derived", "alexnet"):
+            fetch(asset)
+    for name in sorted(wanted):
+        RUNS[name].start(_tmp(session.config, name))
+
+
+def pytest_sessionfinish(session):
+    with _lock:
+        for proc in list(_procs):  # a run still going when the session ends (a failure with -x, Ctrl-C)
+            try:
+                os.killpg(proc.pid, 9)
+            except OSError:
+                pass
+    for server in _servers:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def ci_run(request):
+    return RUNS["ci_run"].result(_tmp(request.config, "ci_run"))
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(request):
+    return RUNS["pretrained_run"].result(_tmp(request.config, "pretrained_run"))
