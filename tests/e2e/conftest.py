@@ -94,16 +94,16 @@ def copy_repo(dst: Path, env: dict) -> Path:
     return dst
 
 
-def base_env(**extra) -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "true",
+def base_env(environ: dict, **extra) -> dict:
+    return {**environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ['PATH']}", "CI": "true",
             "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
             "GIT_COMMITTER_EMAIL": "t@t", "TQDM_DISABLE": "1", **extra}
 
 
-def _ci_run(tmp: Path) -> dict:
+def _ci_run(tmp: Path, environ: dict, cache: Path) -> dict:
     """The ci profile with the plugin method, ``dvc repro``, then the instruction-set check."""
     site = tmp / "plugin-site"
-    env = base_env(SAFIN_OFFLINE="1", PYTHONPATH=str(site))
+    env = base_env(environ, SAFIN_OFFLINE="1", PYTHONPATH=str(site), SAFIN_CACHE=str(cache))
     repo = copy_repo(tmp / "repo", env)
     # the plugin as a user installs it: pip, from its own pyproject.toml (into a folder of its own, so the
     # venv the other tests run in never sees it)
@@ -131,9 +131,9 @@ def _ci_run(tmp: Path) -> dict:
             "isa_settings": others}
 
 
-def _pretrained_run(tmp: Path) -> dict:
+def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     """``safin profile pretrained && dvc repro`` with every release from a stand-in server, and again."""
-    from safin.io.weights import REGISTRY, cache_dir
+    from safin.io.weights import REGISTRY
 
     from ..test_releases import mirror_name, serve_release
 
@@ -147,8 +147,8 @@ def _pretrained_run(tmp: Path) -> dict:
     (cache / "weights").mkdir(parents=True)
     for name in ("vgg19", "alexnet"):  # the offline assets, as a user's cache holds them
         for suffix in (".pth", ".json"):
-            shutil.copy(cache_dir() / "weights" / f"{name}{suffix}", cache / "weights" / f"{name}{suffix}")
-    env = base_env(SAFIN_CACHE=str(cache), SAFIN_URL_MIRROR=server.url("").rstrip("/"))
+            shutil.copy(real_cache / "weights" / f"{name}{suffix}", cache / "weights" / f"{name}{suffix}")
+    env = base_env(environ, SAFIN_CACHE=str(cache), SAFIN_URL_MIRROR=server.url("").rstrip("/"))
     env.pop("SAFIN_OFFLINE", None)
     repo = copy_repo(tmp / "repo", env)
     sh([sys.executable, "-m", "pipeline.cli", "profile", "pretrained"], repo, env)
@@ -178,19 +178,23 @@ class BackgroundRun:
         self.thread: threading.Thread | None = None
         self.value = self.error = None
 
-    def start(self, tmp: Path) -> None:
+    def start(self, tmp: Path, environ: dict, cache: Path) -> None:
+        """``environ`` and ``cache``: the environment and asset cache as the session began. The unit tests that
+        run meanwhile change ``os.environ`` (monkeypatch, the in-process CLI), so the thread never reads it."""
         if self.thread is None:
-            self.thread = threading.Thread(target=self._run, args=(tmp,), name=self.name, daemon=True)
+            self.thread = threading.Thread(target=self._run, args=(tmp, environ, cache), name=self.name, daemon=True)
             self.thread.start()
 
-    def _run(self, tmp: Path) -> None:
+    def _run(self, tmp: Path, environ: dict, cache: Path) -> None:
         try:
-            self.value = self.fn(tmp)
+            self.value = self.fn(tmp, environ, cache)
         except BaseException as e:  # noqa: BLE001 - handed to the tests that need the run
             self.error = e
 
     def result(self, tmp: Path):
-        self.start(tmp)  # not started at collection (e.g. selected by a plugin later): start it now
+        from safin.io.weights import cache_dir
+
+        self.start(tmp, dict(os.environ), cache_dir())  # not started at collection: start it now
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -214,8 +218,11 @@ def pytest_collection_finish(session):
 
         for asset in ("vgg19", "vgg19_normalised_derived", "alexnet"):
             fetch(asset)
+    from safin.io.weights import cache_dir
+
+    environ, cache = dict(os.environ), cache_dir()
     for name in sorted(wanted):
-        RUNS[name].start(_tmp(session.config, name))
+        RUNS[name].start(_tmp(session.config, name), environ, cache)
 
 
 def pytest_sessionfinish(session):
