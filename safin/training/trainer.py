@@ -118,7 +118,11 @@ class Trainer:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            if cfg.compile or not hasattr(torch._C, "_set_deterministic_algorithms"):
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            else:  # the same switch; the public function also imports torch._inductor to set its config, 2 s of
+                # every training process's start, for a compiler this run does not use
+                torch._C._set_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         else:

@@ -158,6 +158,8 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     params["benchmark"].update(sizes=[64], runs=1, warmup=0, wct_size=0, methods=["adain"])
     params["evaluate"]["bootstrap"] = 200
     params["stylize"]["precision"] = "fp32"  # the authors' precision: the test recomputes an output from their files
+    # the power analysis at the study's own design only (its grid is tests/test_survey_models.py's subject)
+    params["survey"]["power"].update(participants=[25], sets=[40], simulations=50, bootstrap=100)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(["dvc", "repro"], repo, env)
     n = len(server.requests)
@@ -191,10 +193,13 @@ class BackgroundRun:
         except BaseException as e:  # noqa: BLE001 - handed to the tests that need the run
             self.error = e
 
-    def result(self, tmp: Path):
+    def result(self, tmp):
+        """The run's result, waiting for it; ``tmp()`` gives a folder if it has to start now (it was not
+        started at collection)."""
         from safin.io.weights import cache_dir
 
-        self.start(tmp, dict(os.environ), cache_dir())  # not started at collection: start it now
+        if self.thread is None:
+            self.start(tmp(), dict(os.environ), cache_dir())
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -239,9 +244,9 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def ci_run(request):
-    return RUNS["ci_run"].result(_tmp(request.config, "ci_run"))
+    return RUNS["ci_run"].result(lambda: _tmp(request.config, "ci_run"))
 
 
 @pytest.fixture(scope="session")
 def pretrained_run(request):
-    return RUNS["pretrained_run"].result(_tmp(request.config, "pretrained_run"))
+    return RUNS["pretrained_run"].result(lambda: _tmp(request.config, "pretrained_run"))
