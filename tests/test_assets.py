@@ -225,11 +225,9 @@ def _class_accuracy(encoder, sample_dir):
 
 
 def test_vgg_features_separate_photo_classes_far_above_random_weights(fetched, sample_dir):
-    random_accs = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        random_accs.append(_class_accuracy(VGG19Encoder(last="relu5_1").eval(), sample_dir))
-    random_acc = sum(random_accs) / 3
+    torch.manual_seed(0)  # one random network (three cost 20 s more; each measured 0.42-0.53)
+    random_accs = [_class_accuracy(VGG19Encoder(last="relu5_1").eval(), sample_dir)]
+    random_acc = random_accs[0]
     real_acc = _class_accuracy(assets.vgg19_encoder(normalised=True, last="relu5_1"), sample_dir)
     # measured here: real 0.84, random 0.42-0.53 (4 classes, 19 photos; majority class 0.32)
     assert real_acc >= 0.75, real_acc

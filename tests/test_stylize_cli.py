@@ -15,14 +15,16 @@ def stylize(*args, expect=0):
 
 
 @pytest.mark.parametrize("method", ["safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct"])
-def test_every_method_stylizes_a_real_image_at_491x500(tmp_path, method, real_cache):
+def test_every_method_stylizes_a_real_image_of_odd_size(tmp_path, method, real_cache):
+    """171 x 125: neither side a multiple of 2, so every method pads to its own multiple and crops back
+    (491 x 500 before: the same path at 11x the pixels)."""
     content = tmp_path / "odd.png"
-    Image.open(SAMPLE / "content/chelsea.jpg").convert("RGB").resize((491, 500)).save(content)
+    Image.open(SAMPLE / "content/chelsea.jpg").convert("RGB").resize((171, 125)).save(content)
     out = tmp_path / "out.png"
     res = stylize("--method", method, "--content", str(content), "--style", str(SAMPLE / "style/Gogh4.jpg"),
                   "--content-size", "0", "--style-size", "128", "--output", str(out))
     assert "UNTRAINED" in res.stderr  # no weights given: the user is told
-    assert Image.open(out).size == (491, 500)
+    assert Image.open(out).size == (171, 125)
 
 
 def test_folder_and_glob_inputs_write_one_file_per_pair(tmp_path):
