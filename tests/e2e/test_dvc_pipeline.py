@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import ISA_METHOD, dvc_status, run, sh, stages_run
+from .conftest import ISA_METHOD, dvc_status, run, sh
 from .test_survey_browser import browser  # noqa: F401 (the fixture: headless Chromium)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # the first test waits for the run (4-6 min)
