@@ -76,8 +76,11 @@ def start(cmd, cwd, env, nice: int = 0) -> subprocess.Popen:
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd] if not isinstance(cmd, str) else f"nice -n {nice} {cmd}"
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    # a process group of its own (ended as one at the session's end), but not a session of its own: Linux puts
+    # each session in its own scheduling group (autogroup), which would share the CPU equally between groups
+    # whatever their nice values
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True, shell=isinstance(cmd, str),
-                            start_new_session=True)
+                            process_group=0)
     proc.files = (out, err)
     with _lock:
         _procs.add(proc)
