@@ -35,6 +35,7 @@ def test_a_setting_caps_the_kernels_of_a_new_process(setting):
         assert "emulated on" in out[1] and out[1].endswith("no bf16")  # no native bf16 below AVX-512
 
 
+@pytest.mark.slow  # a process per instruction set
 def test_portable_init_gives_the_same_weights_under_every_setting():
     code = ("import hashlib, torch, baselines\n"
             "from safin.runtime.cpu_isa import portable_init\n"

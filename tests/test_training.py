@@ -102,6 +102,7 @@ def test_a_changed_configuration_is_not_resumed(tiny_data, tmp_path):
     assert ckpt is None and "different configuration" in problems[0]
 
 
+@pytest.mark.slow  # a training process, interrupted
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
     params = {
         "data": {"out": str(tiny_data)},

@@ -89,6 +89,7 @@ def test_an_unreadable_newer_checkpoint_is_set_aside_not_left_to_outrank_new_one
     assert [p.name for p in (out / "checkpoints/rejected").rglob("*.pt")] == ["ckpt_000000100.pt"]
 
 
+@pytest.mark.slow  # seven training processes
 def test_sigkill_at_random_points_and_inside_a_checkpoint_write_resumes_bit_identically(tiny_data, tmp_path):
     n = 24
     ref = config(tiny_data, tmp_path / "ref", max_iter=n, checkpoint_every=4, crop=64)
