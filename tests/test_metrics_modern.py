@@ -63,3 +63,17 @@ def test_hellinger_distance_of_colour_histograms():
     assert hellinger(hr, hr) == 0.0
     assert hellinger(hr, hg) > 0.9 and hellinger(hgrey, hr) > hellinger(hgrey, hgrey)
     assert hellinger(hr, hg) <= 1.0 + 1e-12
+
+
+def test_rgb_uv_histogram_over_several_bands_equals_the_formula_written_out():
+    """4 900 pixels: more than one band of the in-place kernel (4 096 rows); HistoGAN's formula in NumPy,
+    every pixel at once."""
+    rng = np.random.default_rng(3)
+    img = torch.from_numpy(rng.uniform(0.05, 1, (3, 70, 70)))
+    h = rgb_uv_histogram(img, size=0).numpy()
+    x = img.numpy().reshape(3, -1)
+    weight, logs, centres = np.sqrt((x ** 2).sum(0) + 1e-6), np.log(x + 1e-6), np.linspace(-3, 3, 64)
+    k = lambda d: 1 / (1 + ((d[:, None] - centres[None]) / 0.02) ** 2)  # noqa: E731
+    hand = np.stack([(weight[:, None] * k(logs[c] - logs[a])).T @ k(logs[c] - logs[b])
+                     for c, (a, b) in enumerate(((1, 2), (0, 2), (0, 1)))])
+    assert np.allclose(h, hand / hand.sum(), rtol=1e-12, atol=1e-18)
