@@ -13,11 +13,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	# torch first, exactly pinned (on our machines this is served from local disk). --no-compile: Python compiles
+	# torch first, exactly pinned (on our machines this is served from local disk).: Python compiles
 	# the modules a process imports on first use; byte-compiling all of torch and DVC up front cost 27 s of a
 	# fresh clone's setup (Xeon), most of it for modules the suite never imports.
-	$(PY) -m pip install -q --disable-pip-version-check --no-compile torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q --disable-pip-version-check --no-compile -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
 repro: $(STAMP)
