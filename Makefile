@@ -13,9 +13,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	# torch first, exactly pinned (on our machines this is served from local disk).: Python compiles
-	# the modules a process imports on first use; byte-compiling all of torch and DVC up front cost 27 s of a
-	# fresh clone's setup (Xeon), most of it for modules the suite never imports.
+	# torch first, exactly pinned (on our machines this is served from local disk). Byte-compiled at install: with
+	# --no-compile setup is 27 s faster, but with PYTHONDONTWRITEBYTECODE=1 (set on our CI machines) every process
+	# then compiles what it imports from source again (a fresh-clone make test took 160 s more CPU; Xeon).
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
