@@ -167,48 +167,18 @@ def cached_path() -> Path:
     return cache_dir() / "artfid" / "art_inception.pth"
 
 
+def network_file():
+    """The art Inception as a :class:`~evaluation.network_files.NetworkFile` (where it comes from, how it is checked)."""
+    from .network_files import NetworkFile
+
+    return NetworkFile(url=CKPT_URL, section="evaluate.artfid", record_key=RECORD_KEY, cache_path=cached_path,
+                       check=_trunk, error=ArtFIDError)
+
+
 def weights_file(spec: dict) -> tuple[Path, dict]:
     """The art Inception weights to use, checked, and where they came from: ``spec["weights"]`` (a file the user
-    names), else the cached download, else :data:`CKPT_URL` (resumable; ``SAFIN_URL_MIRROR`` redirects,
-    ``SAFIN_OFFLINE=1`` refuses). Each is checked against ``spec["sha256"]``, else the sha256 recorded on first use,
-    and loaded as the trunk. Raises :class:`ArtFIDError` with one line saying why none is usable; a bad download is
-    deleted so the next run fetches it again."""
-    import os
+    names), else the cached download, else :data:`CKPT_URL` (:func:`evaluation.network_files.weights_file`). Raises
+    :class:`ArtFIDError` with one line saying why none is usable."""
+    from .network_files import weights_file as resolve
 
-    from safin.io.download import DownloadError, download
-
-    pinned = (spec.get("sha256") or "").lower() or None
-    local = spec.get("weights")
-    if local:
-        path = Path(str(local)).expanduser()
-        if not path.is_file():
-            raise ArtFIDError(f"{path}: no such file (evaluate.artfid.weights)")
-        _trunk(path)  # first: never record the checksum of a file that is not the network
-        return path, {"file": str(path), **_check_sha256(path, pinned), "from": "your file (evaluate.artfid.weights)"}
-    path = cached_path()
-    source = f"cache ({CKPT_URL})"
-    if not path.exists():
-        if not spec.get("download", True):
-            raise ArtFIDError(f"{path}: not downloaded, and evaluate.artfid.download is false; set evaluate.artfid.weights "
-                              f"to a copy of {CKPT_URL}")
-        if os.environ.get("SAFIN_OFFLINE") == "1":
-            raise ArtFIDError(f"SAFIN_OFFLINE=1 and no art_inception.pth at hand: download {CKPT_URL} and set "
-                              f"evaluate.artfid.weights to it")
-        try:
-            download(CKPT_URL, path)
-        except DownloadError as e:
-            raise ArtFIDError(f"{e}; download it by hand and set evaluate.artfid.weights") from e  # e names the URL
-        source = CKPT_URL
-    try:
-        _trunk(path)
-        checked = _check_sha256(path, pinned)
-    except ArtFIDError:
-        path.unlink(missing_ok=True)  # never reused: the next run downloads it again
-        raise
-    return path, {"file": str(path), **checked, "from": source}
-
-
-def _check_sha256(path: Path, pinned: str | None) -> dict:
-    from safin.io.weights import check_recorded
-
-    return check_recorded(path, RECORD_KEY, pinned, error=ArtFIDError, url=CKPT_URL)
+    return resolve(spec, network_file())

@@ -62,96 +62,48 @@ def lpips(a: torch.Tensor, b: torch.Tensor, *, random_trunk: bool = False) -> to
 
 #: direction of each metric: -1 = lower is better, +1 = higher is better
 DIRECTION = {"content_loss": -1, "content_loss_euclid": -1, "style_loss": -1, "gram_loss": -1, "lpips": -1,
-             "ssim": 1, "hist_chi2": -1, "cfsd": -1, "hist_hellinger": -1}
+             "lpips_gray": -1, "ssim": 1, "hist_chi2": -1, "cfsd": -1, "hist_hellinger": -1}
 
 DESCRIPTION = {
     "content_loss": "MSE of normalised-VGG-19 relu4_1 features, output vs content (SAFIN code; paper: Euclidean)",
     "content_loss_euclid": "Euclidean norm of the same feature difference (the paper's wording)",
     "style_loss": "sum over relu1_1..relu4_1 of MSE(mean) + MSE(std), output vs style (std: unbiased + 1e-5)",
     "gram_loss": "sum over relu1_1..relu5_1 of MSE of Gram matrices normalised by H*W, output vs style",
-    "lpips": "LPIPS-alex v0.1, output vs content (offline AlexNet trunk)",
+    "lpips": "LPIPS-alex v0.1 (torchvision's AlexNet trunk), output vs content, inputs in [-1, 1]; under protocol "
+             "styleid the shorter side resized to 512 first",
+    "lpips_gray": "LPIPS as above on greyscale copies (protocol styleid: Resize(512), Grayscale())",
     "ssim": "SSIM of grayscale output vs content (scikit-image, data range 1)",
     "hist_chi2": "chi-squared distance of 8x8x8 RGB histograms, output vs style",
-    "cfsd": "CFSD (StyleID, CVPR 2024): KL divergence of the relu3_1 patch self-similarity distributions, content vs "
-            "output; our ImageNet VGG-19 (Oxford's weights via Keras, features rescaled to torchvision's input scale); "
-            "published CFSD uses torchvision's weights: compare within this suite only",
-    "hist_hellinger": "HistoGAN RGB-uv histogram (64 bins, inverse-quadratic kernel sigma 0.02, 256 px), Hellinger "
-                      "distance, output vs style",
+    "cfsd": "CFSD (StyleID, CVPR 2024): KL(content || output) of the relu3_1 patch self-similarities (softmax of "
+            "F.F^T / C^2), summed over positions; torchvision's ImageNet VGG-19, images at their own size "
+            "(summary.json's cfsd_network says which network, and whether it is comparable with published CFSD)",
+    "hist_hellinger": "HistoGAN RGB-uv histogram (64 bins, inverse-quadratic kernel sigma 0.02, resized to 256x256 only "
+                      "when larger), Hellinger distance, output vs style",
 }
 
 
 # --------------------------------------------------------------------------------------------------
-# CFSD and the HistoGAN colour histogram: written here from their definitions (evaluation.md), since no
-# maintained package ships them (StyleID's and HistoGAN's are research scripts)
+# The HistoGAN colour histogram: written here from HistoGAN's block (read, not copied: our kernel runs in place over
+# bands), since no maintained package ships it (StyleID's and HistoGAN's are research scripts). CFSD:
+# evaluation/cfsd.py.
 
 
-@functools.lru_cache(maxsize=2)
-def _plain_vgg(device: str = "cpu"):
-    from safin.blocks.encoder import VGG19Encoder
-    from safin.io.weights import load_encoder_weights
-
-    return load_encoder_weights(VGG19Encoder(last="relu3_1"), "plain").eval().to(device)
-
-
-def self_similarity(feats: torch.Tensor, log: bool = False, rows: slice = slice(None)) -> torch.Tensor:
-    """(C, H, W) features -> the (HW, HW) patch self-similarity (or the ``rows`` of it): each row a softmax
-    over positions of F·Fᵀ (the products in the features' precision, the softmax in float64)."""
-    f = feats.flatten(1).t()  # (positions, C)
-    logits = (f[rows] @ f.t()).double()
-    return torch.log_softmax(logits, -1) if log else torch.softmax(logits, -1)
-
-
-def cfsd_from_features(content: torch.Tensor, output: torch.Tensor, block: int = 1024) -> float:
-    """KL(p_content || q_output) averaged over positions (``F.kl_div(log q, p, reduction="batchmean")``),
-    ``block`` rows at a time (the full HW × HW maps of a 512 px image would take 4 GiB)."""
-    n = content.shape[1] * content.shape[2]
-    total = 0.0
-    for start in range(0, n, block):
-        rows = slice(start, min(start + block, n))
-        p = self_similarity(content, rows=rows)
-        log_q = self_similarity(output, log=True, rows=rows)
-        total += float(torch.nn.functional.kl_div(log_q, p, reduction="sum"))
-    return total / n
-
-
-#: our VGG-19 takes caffe's input scale (pixels 0..255 minus the mean), torchvision's (x − mean) / std with
-#: std ≈ 0.226: features are divided by 255 · 0.226 to approximate torchvision's scale, which sets the softmax
-#: temperature of CFSD (biases make it approximate; published CFSD also uses torchvision's own weights)
-CAFFE_TO_TORCHVISION_SCALE = 255 * 0.226
-
-
-#: CFSD is measured with the longer side at most this (StyleID: 512 px, on a GPU; 128² relu3_1 positions make
-#: 16384² self-similarities, minutes per image on 2 CPU cores): larger images are resized (bilinear, antialiased)
-CFSD_MAX_SIDE = 256
-
-
-def cfsd_features(image: torch.Tensor) -> torch.Tensor:
-    """The relu3_1 features CFSD compares, of one (3, H, W) image: plain VGG-19, longer side at most
-    :data:`CFSD_MAX_SIDE`, rescaled to torchvision's input scale."""
-    if max(image.shape[-2:]) > CFSD_MAX_SIDE:
-        scale = CFSD_MAX_SIDE / max(image.shape[-2:])
-        size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))
-        image = torch.nn.functional.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True,
-                                                align_corners=False)[0]
-    with torch.inference_mode():
-        return _plain_vgg(str(image.device))(image[None].float(), ["relu3_1"])["relu3_1"][0] / CAFFE_TO_TORCHVISION_SCALE
-
-
-def cfsd(output: torch.Tensor, content: torch.Tensor, content_features: torch.Tensor | None = None) -> float:
-    """CFSD of one (3, H, W) output against its content (``content_features``: :func:`cfsd_features` of it,
-    if at hand)."""
-    fc = content_features if content_features is not None else cfsd_features(content)
-    return cfsd_from_features(fc, cfsd_features(output))
+#: HistoGAN's RGB-uv block as StyleID's ``eval_histogan.py`` sets it up: 64 bins, inverse-quadratic kernel with
+#: σ = 0.02, intensity scaling, ``insz`` 256 with 'interpolation' resizing
+HISTOGAN = {"bins": 64, "sigma": 0.02, "size": 256}
 
 
 def rgb_uv_histogram(img: torch.Tensor, bins: int = 64, sigma: float = 0.02, size: int = 256,
                      extent: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
-    """HistoGAN's RGB-uv histogram (Afifi et al. 2021) of a (3, H, W) image in [0, 1]: for each channel c, the
-    log-chroma u = log(c) − log(c'), v = log(c) − log(c'') of every pixel, weighted by its intensity
-    √(R² + G² + B²) and spread over ``bins`` × ``bins`` bins in [−extent, extent] by the inverse-quadratic
-    kernel 1 / (1 + (d/σ)²); (3, bins, bins), normalised to sum 1. Resized to ``size`` × ``size`` first."""
+    """HistoGAN's RGB-uv histogram (Afifi et al. 2021; ``RGBuvHistBlock`` of mahmoudnafifi/HistoGAN, as StyleID's
+    ``eval_histogan.py`` at d4ea655 copies it) of a (3, H, W) image in [0, 1]: for each channel c, the log-chroma
+    u = log(c + ε) − log(c' + ε), v = log(c + ε) − log(c'' + ε) of every pixel, weighted by its intensity
+    √(R² + G² + B² + ε) and spread over ``bins`` × ``bins`` bins in [−extent, extent] by the inverse-quadratic
+    kernel 1 / (1 + (d/σ)²); (3, bins, bins), divided by its sum + ε. As the block: clamped to [0, 1], and resized
+    to ``size`` × ``size`` (bilinear, no antialiasing) **only when** its height or width exceeds ``size`` (smaller
+    images are used as they are). In float64 throughout (the reference: float32 kernels and products)."""
     x = img.double().clamp(0, 1)[None]
-    if size:
+    if size and (x.shape[-2] > size or x.shape[-1] > size):
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x[0].flatten(1)  # (3, N)
     weight = torch.sqrt((x ** 2).sum(0) + eps)  # intensity
@@ -175,7 +127,7 @@ def rgb_uv_histogram(img: torch.Tensor, bins: int = 64, sigma: float = 0.02, siz
         ku, kv = kernel(logs[c] - logs[a], weight), kernel(logs[c] - logs[b])
         hists.append(ku.t() @ kv)
     h = torch.stack(hists)
-    return h / h.sum().clamp_min(1e-12)
+    return h / (h.sum() + eps)
 
 
 def hellinger(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -232,12 +184,18 @@ def features(image: torch.Tensor, encoder_weights: str = METRIC_ENCODER) -> dict
 
 def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, *,
                  content_features: dict | None = None, style_features: dict | None = None,
-                 encoder_weights: str = METRIC_ENCODER) -> dict[str, float]:
+                 encoder_weights: str = METRIC_ENCODER, cfsd_network: torch.nn.Module | None = None,
+                 lpips_inputs: dict | None = None) -> dict[str, float]:
     """All per-pair metrics of one output (3, H, W) against its content (same size) and style.
     ``content_features`` / ``style_features``: :func:`features` of ``content`` / ``style``, if at hand
-    (computed with the same ``encoder_weights``); they may also carry ``"cfsd"`` (:func:`cfsd_features` of the
-    content) and ``"rgb_uv"`` (:func:`rgb_uv_histogram` of the style), so several outputs of one pair share them."""
+    (computed with the same ``encoder_weights``); they may also carry ``"cfsd"`` (the content's
+    :func:`evaluation.cfsd.features`) and ``"rgb_uv"`` (:func:`rgb_uv_histogram` of the style), so several outputs of
+    one pair share them. ``cfsd_network``: :func:`evaluation.cfsd.load_network`'s extractor (None: no CFSD).
+    ``lpips_inputs``: ``{column: (output, content)}`` as the protocol prepares them (:func:`evaluation.protocols.load`);
+    None: ``{"lpips": (output, content)}``, the images as given."""
     from safin.blocks.losses import gram_matrix, style_loss as _style_loss
+
+    from . import cfsd as _cfsd
 
     if output.shape != content.shape:
         raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in size")
@@ -246,15 +204,18 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
     fs = style_features if style_features is not None else _feats(style[None], encoder_weights)
     diff = fo["relu4_1"] - fc["relu4_1"]
     gram = sum(float(torch.nn.functional.mse_loss(gram_matrix(fo[t]), gram_matrix(fs[t]))) for t in fo)
-    return {
+    row = {
         "content_loss": float(diff.pow(2).mean()),
         "content_loss_euclid": float(diff.flatten().norm()),
         "style_loss": float(_style_loss([fo[t] for t in TAPS_1_TO_4], [fs[t] for t in TAPS_1_TO_4])),
         "gram_loss": gram,
-        "lpips": float(lpips(output, content)[0]),
-        "ssim": ssim_gray(output, content),
-        "hist_chi2": hist_chi2(output, style),
-        "cfsd": cfsd(output, content, fc.get("cfsd")),
-        "hist_hellinger": hellinger(rgb_uv_histogram(output),
-                                    fs["rgb_uv"] if "rgb_uv" in fs else rgb_uv_histogram(style)),
     }
+    for column, (a, b) in (lpips_inputs or {"lpips": (output, content)}).items():
+        row[column] = float(lpips(a, b)[0])
+    row["ssim"] = ssim_gray(output, content)
+    row["hist_chi2"] = hist_chi2(output, style)
+    if cfsd_network is not None:
+        row["cfsd"] = _cfsd.cfsd(cfsd_network, output, content, fc.get("cfsd"))
+    row["hist_hellinger"] = hellinger(rgb_uv_histogram(output),
+                                      fs["rgb_uv"] if "rgb_uv" in fs else rgb_uv_histogram(style))
+    return row

@@ -141,6 +141,11 @@ def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: 
     if reference.get("profile") != current.get("profile"):
         return 2, (f"profile mismatch: reference {reference_path} is {reference.get('profile')!r}, current "
                    f"{current_path} is {current.get('profile')!r}")
+    for what, key in (("protocol", lambda d: (d.get("protocol") or {}).get("name")),
+                      ("CFSD network", lambda d: (d.get("cfsd_network") or {}).get("network"))):
+        if key(reference) != key(current):  # different definitions: no number of one can judge the other
+            return 2, (f"{what} mismatch: reference {reference_path} has {key(reference)!r}, current {current_path} "
+                       f"has {key(current)!r}; compare runs of one {what}, or update the reference")
     rows = compare(reference, current, tolerances, strict)
     if reference.get("training") and train_dir is not None:
         rows += compare_training(reference["training"], read_trajectories(train_dir, reference["training"]), tolerances)
@@ -171,7 +176,8 @@ def read_per_pair(path: Path) -> dict[str, dict[str, list[float]]]:
         rows = sorted(csv.DictReader(f), key=lambda r: (r["method"], int(r["pair"])))
     for r in rows:
         for metric in DIRECTION:
-            out.setdefault(r["method"], {}).setdefault(metric, []).append(float(r[metric]))
+            if metric in r:  # the columns of its protocol (evaluation/protocols.py)
+                out.setdefault(r["method"], {}).setdefault(metric, []).append(float(r[metric]))
     return out
 
 

@@ -111,8 +111,16 @@ def _fmt(v: float) -> str:
 
 
 def metrics_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
-    metrics = list(DIRECTION)
-    header = ["method"] + [f"{m} {'↓' if DIRECTION[m] < 0 else '↑'}" for m in metrics]
+    """The per-pair metrics of the run's protocol (the columns its summary holds); CFSD's header says when its
+    network makes it not comparable with published CFSD."""
+    first = next(iter(summary["metrics"].values()), {})
+    metrics = [m for m in DIRECTION if m in first]
+    comparable = (summary.get("cfsd_network") or {}).get("comparable", False)
+
+    def head(m):
+        label = f"{m} {'↓' if DIRECTION[m] < 0 else '↑'}"
+        return label + (" (not comparable with published CFSD)" if m == "cfsd" and not comparable else "")
+    header = ["method"] + [head(m) for m in metrics]
     rows = []
     for method, vals in summary["metrics"].items():
         rows.append([method] + [f"{_fmt(vals[m]['mean'])} [{_fmt(vals[m]['ci95'][0])}, {_fmt(vals[m]['ci95'][1])}]"
@@ -121,6 +129,18 @@ def metrics_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
 
 
 SEED_METRICS = ("content_loss", "style_loss", "lpips", "ssim", "cfsd")
+
+
+def protocol_note(summary: dict) -> str:
+    """Which reference the numbers equal (``evaluate.protocol``), and CFSD's network, said beside the metrics."""
+    p = summary.get("protocol") or {}
+    net = summary.get("cfsd_network") or {}
+    text = (f"Protocol `{p['name']}`: {p['description']} ({p['source']})." if p else
+            "Protocol: not recorded (a summary from before evaluate.protocol existed).")
+    if net:
+        text += (f" CFSD network: {net['network']}" + (f" ({net.get('from', '')}; sha256 {str(net.get('sha256', '?'))[:16]}…)."
+                                                        if net.get("comparable") else f". {net['note']}."))
+    return text
 
 
 def seeds_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
@@ -202,11 +222,12 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     setup.append(["metrics' encoder", f"{enc.get('name', 'normalised')}: {enc.get('source', 'not recorded')}"])
     claims_on = "; ".join(f"{r[0]}: {r[1]}" for r in train_rows)
     m_header, m_rows = metrics_rows(summary)
+    metrics_note = protocol_note(summary)
     artfid_note, artfid_rows = artfid_section(summary)
     seed_header, seed_rows = seeds_rows(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
-    definitions = [[k, v] for k, v in DESCRIPTION.items()]
+    definitions = [[k, v] for k, v in DESCRIPTION.items() if k in (summary.get("definitions") or DESCRIPTION)]
 
     speed_header = ["method", "mode", "size px", "path", "dtype", "median s", "peak MiB", "images/s",
                     "encoder / decoder / transform s"]
@@ -274,7 +295,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## The paper's claims", f"Models: {claims_on}.", "", _md_table(claim_header, claim_rows), "",
           _md_table(["verdict", "means"], verdicts), "", f"_Source: {sources['claims']}._", "",
-          "## Metrics (mean over pairs, bootstrap 95% CI)", _md_table(m_header, m_rows), "",
+          "## Metrics (mean over pairs, bootstrap 95% CI)", metrics_note, "", _md_table(m_header, m_rows), "",
           _md_table(["metric", "definition"], definitions), "", f"_Source: {sources['metrics']}._", "",
           *(["## Seeds (each seed's mean over the pairs)", _md_table(seed_header, seed_rows), "",
              "_Source: metrics/summary.json (seeds; per pair: metrics/per_seed_pair.csv)._", ""] if seed_rows else []),
@@ -300,7 +321,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     page = TEMPLATES.get_template("report.html").render(
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
         train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
-        metrics_header=m_header, metrics_rows=m_rows, artfid_note=artfid_note, artfid_rows=artfid_rows,
+        metrics_header=m_header, metrics_rows=m_rows, metrics_note=metrics_note, artfid_note=artfid_note, artfid_rows=artfid_rows,
         artfid_header=ARTFID_HEADER, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note, figures=figures_html, verdicts=verdicts, sources=sources)

@@ -63,13 +63,19 @@ def test_missing_metric_and_profile_mismatch_fail(tmp_path):
     other["profile"] = "demo"
     code, text = gate(_write(tmp_path, "r2.json", ref), _write(tmp_path, "c2.json", other), TOL)
     assert code == 2 and "profile mismatch" in text
+    for key, value, what in (("protocol", {"name": "art-fid"}, "protocol mismatch"),
+                             ("cfsd_network", {"network": "torchvision VGG-19"}, "CFSD network mismatch")):
+        other = copy.deepcopy(ref)
+        other[key] = value
+        code, text = gate(_write(tmp_path, "r3.json", ref), _write(tmp_path, "c3.json", other), TOL)
+        assert code == 2 and what in text, text
 
 
 def test_tolerance_is_max_of_abs_and_rel():
     assert tolerance("ssim", 0.01, TOL) == 1e-3
     assert abs(tolerance("content_loss", 5.0, TOL) - 0.05) < 1e-12
     rows = compare(_doc(), _doc(), TOL)
-    assert all(r.status == "ok" for r in rows) and len(rows) == 6 * len(DIRECTION)  # every method, every metric
+    assert all(r.status == "ok" for r in rows) and len(rows) == 6 * len(_doc()["metrics"]["safin"])  # every method, metric
 
 
 def test_the_gate_catches_a_3_percent_worse_content_loss_with_its_own_tolerances(tmp_path):
