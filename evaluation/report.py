@@ -224,6 +224,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     m_header, m_rows = metrics_rows(summary)
     metrics_note = protocol_note(summary)
     artfid_note, artfid_rows = artfid_section(summary)
+    from . import published
+
+    published_sections = [published.comparison(t, summary) for t in published.tables().values()]
     seed_header, seed_rows = seeds_rows(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
@@ -301,6 +304,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
              "_Source: metrics/summary.json (seeds; per pair: metrics/per_seed_pair.csv)._", ""] if seed_rows else []),
           "## ArtFID (a set metric)", artfid_note, "", _md_table(ARTFID_HEADER, artfid_rows) if artfid_rows else "",
           f"_Source: {sources['metrics']} (artfid, fid)._", "",
+          "## Published numbers beside ours",
+          *[line for text, header, rows in published_sections for line in (text, "", _md_table(header, rows), "")],
+          "_Source: evaluation/published/ (each table with where it was printed, its protocol and set)._", "",
           "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
           f"_Source: {sources['methods']}._", "",
           "## Training", _md_table(TRAIN_HEADER, train_rows), "", f"_Source: {sources['training']}._", "",
@@ -322,7 +328,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
         train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
         metrics_header=m_header, metrics_rows=m_rows, metrics_note=metrics_note, artfid_note=artfid_note, artfid_rows=artfid_rows,
-        artfid_header=ARTFID_HEADER, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
+        artfid_header=ARTFID_HEADER, published_sections=published_sections, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note, figures=figures_html, verdicts=verdicts, sources=sources)
     html_path = out_dir / "report.html"

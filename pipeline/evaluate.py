@@ -103,12 +103,24 @@ def evaluate(params: dict) -> dict:
         print(f"{name}: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
            "protocol": {"name": protocol.name, "source": protocol.source, "description": protocol.description},
+           "evaluation_set": evaluation_set(params, n_pairs),
            "cfsd_network": cfsd_identity,
            "metrics": summary, "skipped": skipped, "artfid": artfid_doc,
            "seeds": seeds_doc,
            "definitions": {k: v for k, v in DESCRIPTION.items() if k in rows[0]}, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def evaluation_set(params: dict, n_pairs: int) -> dict:
+    """Which pairs were measured (``data.evaluation``): a named set, two folders, or the suite's own pairs."""
+    ev = (params.get("data") or {}).get("evaluation") or {}
+    if ev.get("set"):
+        return {"name": str(ev["set"]), "description": f"the named set {ev['set']!r} ({n_pairs} pairs)"}
+    if ev.get("content") or ev.get("style"):
+        return {"name": "folders", "description": f"every content x every style of {ev.get('content')} and "
+                                                  f"{ev.get('style')} ({n_pairs} pairs)"}
+    return {"name": "suite", "description": f"this suite's evaluation pairs ({n_pairs} pairs, data.pairs)"}
 
 
 def lpips_columns(protocol: protocols.Protocol) -> list[tuple[str, bool]]:

@@ -11,7 +11,7 @@ prints the lists.
   CLI. The trainer's checkpoint fingerprint narrows it further, per method: a stage made stale by
   another method's code resumes its final checkpoint instead of training again.
 - every other stage: the import closure of its modules, with the packages' ``__init__`` files and the
-  Jinja2 templates a module loads. ``pipeline/cli.py`` only parses arguments and is no stage's dependency.
+  Jinja2 templates a module loads and the data folders beside it it reads (``Path(__file__).resolve().parent / "NAME"``). ``pipeline/cli.py`` only parses arguments and is no stage's dependency.
 """
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def _files(modules) -> list[str]:
         out.add(f.relative_to(ROOT).as_posix())
         for pkg in re.findall(r"PackageLoader\(\s*\"(\w+)\",\s*\"(\w+)\"\s*\)", f.read_text()):
             out.add("/".join(pkg))
+        for folder in re.findall(r"Path\(__file__\)\.resolve\(\)\.parent / \"(\w+)\"", f.read_text()):
+            out.add((f.parent / folder).relative_to(ROOT).as_posix())  # a data folder the module reads
     return sorted(out)
 
 
