@@ -27,6 +27,8 @@ SCALE_NOTE = {
     "pretrained": "pretrained profile: the authors' released models (see Training: weights), on the 40 "
                   "evaluation pairs; the claims about them are claims about the models the paper compared. "
                   "Methods without a release are trained with train.* or left out, as the table says.",
+    "styleid": "styleid profile: the authors' released models on StyleID's 800 pairs, measured with StyleID's evaluation "
+               "code; the published numbers of StyleID's Table 1 stand beside ours below.",
 }
 
 TRAIN_HEADER = ["method", "weights", "iterations", "images/s", "device", "encoder", "final total loss"]

@@ -487,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="default curves.out")
     s.set_defaults(func=_cmd_curves)
 
-    s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper, pretrained)")
+    s = sub.add_parser("profile", help="show or switch the active profile (ci, demo, paper, pretrained, styleid)")
     s.add_argument("name", nargs="?")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_profile)

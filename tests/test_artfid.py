@@ -44,8 +44,7 @@ def test_frechet_distance_matches_the_sqrtm_formula():
         artfid.frechet_distance(a[:1], b)
 
 
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory):
+def write_art_inception_stand_in(path):
     """A checkpoint laid out as the released art_inception.pth (torchvision's Inception3 with two heads:
     fc1/fc2, AuxLogits1/AuxLogits2), random weights; its batch-norm statistics set from one batch of random
     images, so its activations neither vanish nor explode through 94 layers."""
@@ -67,9 +66,13 @@ def stand_in(tmp_path_factory):
     aux = Inception3(num_classes=10, aux_logits=True, init_weights=False).AuxLogits.state_dict()
     for k, v in aux.items():
         state["AuxLogits1." + k], state["AuxLogits2." + k] = v, v.clone()
-    path = tmp_path_factory.mktemp("art") / "art_inception.pth"
     torch.save(state, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+    return write_art_inception_stand_in(tmp_path_factory.mktemp("art") / "art_inception.pth")
 
 
 def images(n, size=80, seed=0):

@@ -15,6 +15,7 @@ pretrained one twice (21-26 min on two cores, issue 27); now each runs once, bes
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -175,10 +176,69 @@ def _ci_run(tmp: Path, environ: dict, cache: Path) -> dict:
             "isa_settings": settings}
 
 
+#: makes every process of a run see the stand-in files of StyleID's set in place of the real ones' pins: the
+#: pipeline's own code then fetches and checks them from the stand-in server exactly as it would the real set
+STANDIN_SET_HOOK = """\
+import dataclasses, importlib.abc, importlib.util, sys
+
+FILES = {files!r}
+
+
+class _StandInSet(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "safin.io.benchmark_sets":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            module.SETS["styleid"] = dataclasses.replace(module.SETS["styleid"], files=FILES)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _StandInSet())
+"""
+
+
+def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style: int = 3) -> Path:
+    """Stand-ins for StyleID's set on ``server`` at the set's canonical URLs (``data/cnt/NN.png``, ``data/sty/NN.png``:
+    real sample photos, 96 × 80), and a folder holding the ``sitecustomize`` that swaps the set's pins for theirs."""
+    import hashlib
+
+    from PIL import Image
+
+    from safin.io.benchmark_sets import SETS
+
+    from ..test_releases import mirror_name
+
+    photos = sorted((REPO / "data" / "sample" / "content").glob("*.jpg"))
+    files = []
+    for folder, n, offset in (("data/cnt", n_content, 0), ("data/sty", n_style, n_content)):
+        for i in range(n):
+            with Image.open(photos[offset + i]) as im:
+                buf = io.BytesIO()
+                im.convert("RGB").resize((96, 80)).save(buf, "PNG")
+            data = buf.getvalue()
+            rel = f"{folder}/{i:02d}.png"
+            server.files[mirror_name(SETS["styleid"].base_url + rel)] = data
+            files.append((rel, hashlib.sha256(data).hexdigest(), len(data)))
+    site = tmp / "standin-site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STANDIN_SET_HOOK.format(files=tuple(files)))
+    return site
+
+
 def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
-    """``safin profile pretrained && dvc repro`` with every release from a stand-in server, and again."""
+    """``safin profile styleid && dvc repro`` (the pretrained profile on StyleID's set, measured with StyleID's
+    protocol) with every release, the set and the art Inception from a stand-in server, and again."""
+    from evaluation.artfid import CKPT_URL
     from safin.io.weights import REGISTRY
 
+    from ..test_artfid import write_art_inception_stand_in
     from ..test_releases import mirror_name, serve_release
 
     server = FileServer()
@@ -187,15 +247,17 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     released = {method: serve_release(server, method, tmp, seed=10 + i) for i, method in enumerate(RELEASED)}
     bethge = REGISTRY["vgg19_normalised"].sources[0]  # the first source of the encoder asset: bethgelab's
     server.files[mirror_name(bethge.url)] = (tmp / "src_adain" / "vgg_normalised.pth").read_bytes()
+    server.files[mirror_name(CKPT_URL)] = write_art_inception_stand_in(tmp / "art_inception.pth").read_bytes()
+    site = serve_styleid_set(server, tmp)
     cache = tmp / "cache"
     (cache / "weights").mkdir(parents=True)
     for name in ("vgg19", "alexnet"):  # the offline assets, as a user's cache holds them
         for suffix in (".pth", ".json"):
             shutil.copy(real_cache / "weights" / f"{name}{suffix}", cache / "weights" / f"{name}{suffix}")
-    env = base_env(environ, SAFIN_CACHE=str(cache), SAFIN_URL_MIRROR=server.url("").rstrip("/"))
+    env = base_env(environ, SAFIN_CACHE=str(cache), SAFIN_URL_MIRROR=server.url("").rstrip("/"), PYTHONPATH=str(site))
     env.pop("SAFIN_OFFLINE", None)
     repo = copy_repo(tmp / "repo", env)
-    sh([sys.executable, "-m", "pipeline.cli", "profile", "pretrained"], repo, env)
+    sh([sys.executable, "-m", "pipeline.cli", "profile", "styleid"], repo, env)
     # the profile as it is, but small images and a short benchmark, so the test takes minutes on 2 cores
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["stylize"]["size"] = 64
@@ -203,7 +265,8 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     params["evaluate"]["bootstrap"] = 200
     params["stylize"]["precision"] = "fp32"  # the authors' precision: the test recomputes an output from their files
     # the power analysis at the study's own design only (its grid is tests/test_survey_models.py's subject)
-    params["survey"]["power"].update(participants=[25], sets=[40], simulations=50, bootstrap=100)
+    params["survey"]["power"].update(participants=[25], sets=[12], simulations=50, bootstrap=100)
+    params["survey"]["n_sets"] = 12  # the stand-in set has 4 x 3 = 12 pairs
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(["dvc", "repro"], repo, env, nice=10)  # after the ci run in priority: its tests come first
     n = len(server.requests)

@@ -1,13 +1,18 @@
-"""``safin profile pretrained && dvc repro`` end to end, in a throw-away copy of this repository, with a server
-on 127.0.0.1 standing in for the authors' hosts (GitHub releases, Dropbox, Google Drive behind its confirm page)
-through ``SAFIN_URL_MIRROR``: synthetic files with exactly the released keys, shapes and containers (one run a
-session, started in the background: ``conftest.py``)."""
+"""``safin profile styleid && dvc repro`` end to end, in a throw-away copy of this repository, with a server
+on 127.0.0.1 standing in for the authors' hosts (GitHub releases, Dropbox, Google Drive behind its confirm page),
+for StyleID's set on raw.githubusercontent.com and for the art Inception on Hugging Face, through
+``SAFIN_URL_MIRROR``: synthetic files with exactly the released keys, shapes and containers, and 4 + 3 sample photos
+in the set's place (one run a session, started in the background: ``conftest.py``). The styleid profile is the
+pretrained profile on StyleID's set with StyleID's protocol (``tests/test_params.py`` holds the two profiles to
+that), so this run proves the import of the releases, the named set, the protocol and the published table."""
 import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from safin.io.benchmark_sets import STYLEID_COMMIT
 
 from .conftest import RELEASED, stages_run
 from .test_dvc_pipeline import test_every_verdict_follows_from_the_per_pair_numbers as _verdicts_follow
@@ -33,12 +38,26 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     for m in RELEASED:
         summary = json.loads((repo / f"outputs/train/{m}/summary.json").read_text())
         assert summary["origin"] == "authors' release" and summary["encoder"]["source"].startswith("the authors'")
-        assert len(list((repo / f"outputs/stylized/{m}").glob("*.png"))) == 40
+        assert len(list((repo / f"outputs/stylized/{m}").glob("*.png"))) == 12  # 4 contents x 3 styles
+    assert {f"raw.githubusercontent.com/jiwoogit/StyleID/{STYLEID_COMMIT}/data/{d}/{i:02d}.png"
+            for d, n in (("cnt", 4), ("sty", 3)) for i in range(n)} <= asked
     metrics = json.loads((repo / "metrics/summary.json").read_text())
-    assert metrics["profile"] == "pretrained" and set(metrics["metrics"]) == set(RELEASED)
+    assert metrics["profile"] == "styleid" and set(metrics["metrics"]) == set(RELEASED)
     assert metrics["encoder"]["source"].startswith("url https://github.com/naoto0804/pytorch-AdaIN")
+    assert metrics["protocol"]["name"] == "styleid" and metrics["evaluation_set"]["name"] == "styleid"
+    assert metrics["n_pairs"] == 12 and metrics["artfid"]["n"] == 12 and "Resize(512)" in metrics["artfid"]["preprocessing"]
+    # torchvision's VGG-19 is not on the stand-in server: CFSD on the offline network, said to be not comparable
+    assert not metrics["cfsd_network"]["comparable"] and "HTTP 404" in metrics["cfsd_network"]["note"]
+    adain = metrics["metrics"]["adain"]
+    assert {"lpips", "lpips_gray", "cfsd", "hist_hellinger", "artfid", "fid"} <= set(adain)
     report = (repo / "reports/report.md").read_text()
-    assert "pretrained profile: the authors' released models" in report
+    assert "styleid profile: the authors' released models on StyleID's 800 pairs" in report
+    assert "Protocol `styleid`: StyleID's evaluation code" in report
+    # StyleID's published AdaIN row beside the measured one, with the difference
+    a, f, lp = adain["artfid"]["mean"], adain["fid"]["mean"], adain["lpips"]["mean"]
+    assert (f"| AdaIN (`adain`) | 30.933 / {a:.3f} / {a - 30.933:+.3f} | 18.242 / {f:.3f} / {f - 18.242:+.3f} | "
+            f"0.608 / {lp:.3f} / {lp - 0.608:+.3f} | 0.315 / {adain['cfsd']['mean']:.3f} (not comparable: offline "
+            f"VGG-19) / — |") in report
     for m in RELEASED:
         assert f"| {m} | the authors' release: " in report
     for m in ("safin_fin", "sanet_safin"):
@@ -47,7 +66,7 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     page = (repo / "reports/report.html").read_text()
     assert "data:image/jpeg;base64," in page and 'src="http' not in page and "src='http" not in page
     receipt = json.loads((repo / "outputs/survey_study.json").read_text())
-    assert receipt["methods"] == ["safin", "sanet", "wct", "adain"] and receipt["images"] > 40 * 4
+    assert receipt["methods"] == ["safin", "sanet", "wct", "adain"] and receipt["images"] > 12 * 4
     assert (repo / "data/survey/study/plan.json").exists()
     # a second run downloads nothing and re-runs nothing but the method check
     assert pretrained_run["again"] == {}
