@@ -7,8 +7,8 @@
   ``art_inception``); their sha256 is pinned by ``evaluate.artfid.sha256`` or recorded on first use. Their loader
   uses ``strict=False`` (a wrong file would silently leave a random network); ours requires every trunk tensor with
   its shape, and refuses the file with one line otherwise.
-- Preprocessing as the reference: ``ToTensor()`` only (RGB in [0, 1], no resize, no normalisation), one image at a
-  time (our images differ in size). StyleID's fork resizes to 512 first: its numbers are not comparable.
+- Preprocessing: the protocol's (:mod:`evaluation.protocols`): art-fid upstream's ``ToTensor()`` only (RGB in [0, 1],
+  no resize, no normalisation), or StyleID's ``Resize(512)`` first; one image at a time (our images differ in size).
 - The content distance is the mean LPIPS-alex over (content, stylized) pairs, inputs in [−1, 1]: the ``lpips``
   column of ``per_pair.csv``.
 - The plain FID of the N images at hand (FID_N), never the package's default FID∞: its extrapolation over

@@ -15,9 +15,9 @@ reference: float32 on its GPU), and the positions in row-major order (theirs tra
 over all rows of a map permuted alike on both sides is the same).
 
 Offline, where torchvision's file cannot be had, CFSD runs on this suite's offline VGG-19 (Oxford's ImageNet
-weights via Keras, caffe preprocessing): a different network, so the number is **not comparable with published
-CFSD**; :func:`load_network` says so in the identity it returns, and the report repeats it wherever the number
-appears. No rescaling makes one network's features another's.
+weights via Keras, caffe preprocessing; its features divided by 255 · 0.226, the ratio of the two input scales, so
+the softmax is not one-hot): a different network, so the number is **not comparable with published CFSD**;
+:func:`load_network` says so in the identity it returns, and the report repeats it wherever the number appears.
 """
 from __future__ import annotations
 
@@ -110,9 +110,17 @@ class TorchvisionRelu31(torch.nn.Module):
         return self.trunk((x - self.mean) / self.std)
 
 
+#: the offline network takes caffe's input scale (pixels 0..255 minus the mean), torchvision's (x − mean) / std with
+#: std ≈ 0.226: its features are divided by this so that the softmax's temperature is in torchvision's regime (raw,
+#: the logits are ~3000x larger and every row one-hot). An approximation that keeps the offline number usable
+#: within this suite; it does not make it comparable with published CFSD, and it is never presented as such
+CAFFE_TO_TORCHVISION_SCALE = 255 * 0.226
+
+
 class OfflineRelu31(torch.nn.Module):
     """This suite's offline VGG-19 (asset ``vgg19``: Oxford's weights via Keras, caffe preprocessing in its first
-    layer, RGB in [0, 1]) up to relu3_1: the fallback, **not comparable with published CFSD**."""
+    layer, RGB in [0, 1]) up to relu3_1, its features divided by :data:`CAFFE_TO_TORCHVISION_SCALE`: the fallback,
+    **not comparable with published CFSD**."""
 
     def __init__(self):
         super().__init__()
@@ -122,7 +130,7 @@ class OfflineRelu31(torch.nn.Module):
         self.encoder = load_encoder_weights(VGG19Encoder(last="relu3_1"), "plain")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x, ["relu3_1"])["relu3_1"]
+        return self.encoder(x, ["relu3_1"])["relu3_1"] / CAFFE_TO_TORCHVISION_SCALE
 
 
 @functools.lru_cache(maxsize=2)
@@ -144,7 +152,8 @@ def load_network(spec: dict | None = None) -> tuple[torch.nn.Module, dict]:
 
         path, origin = weights_file(spec, network_file())
     except (CFSDError, OSError) as err:
-        ident = {"network": "offline VGG-19 (Oxford's ImageNet weights via Keras, caffe preprocessing; asset vgg19)",
+        ident = {"network": "offline VGG-19 (Oxford's ImageNet weights via Keras, caffe preprocessing, features / "
+                            "(255 x 0.226); asset vgg19)",
                  "comparable": False,
                  "note": f"{NOT_COMPARABLE}: torchvision's VGG-19 ({VGG19_URL}) could not be used: {err}"}
         return _network(("offline", "")), ident

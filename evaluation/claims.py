@@ -133,8 +133,11 @@ def no_evidence(va, vb, metric: str) -> str | None:
                 f"{MIN_PAIRS} (with fewer, the 95% bootstrap interval is too narrow to be one)")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return f"{metric}: non-finite values; no verdict from them"
-    if np.array_equal(a, b) or (np.ptp(a) == 0 and np.ptp(b) == 0):
-        return f"{metric}: identical values ({'the two methods agree pair for pair' if np.array_equal(a, b) else 'every pair the same'}); no evidence either way"
+    if np.array_equal(a, b):
+        return f"{metric}: identical values (the two methods agree pair for pair); no evidence either way"
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return (f"{metric}: each method's value is the same on every pair ({a.flat[0]:.4g} and {b.flat[0]:.4g}): "
+                f"no spread, no interval; no verdict from it")
     return None
 
 

@@ -42,6 +42,12 @@ def name_prefix(path: Path | str) -> str | None:
     return m.group(1) if m else None
 
 
+def _stem(name: Path | str) -> str:
+    """``vgg19-dcbb9e9d.pth`` -> ``vgg19``: the part before the hash (only a file named as the canonical one, with
+    some hash, is held to the hash its name carries; ``ckpt-20240101.pth`` is not)."""
+    return HASH_IN_NAME.sub("", Path(name).name)
+
+
 def weights_file(spec: dict, net: NetworkFile) -> tuple[Path, dict]:
     """The file to use, checked, and where it came from (``{"file", "sha256", "checksum", "from"}``). Raises
     ``net.error`` with one line saying why none is usable."""
@@ -82,7 +88,7 @@ def _checksum(path: Path, pinned: str | None, net: NetworkFile) -> dict:
     from safin.io.files import sha256_file
     from safin.io.weights import check_recorded
 
-    prefix = name_prefix(path)
+    prefix = name_prefix(path) if _stem(path) == _stem(net.filename) and name_prefix(net.filename) else None
     if prefix is not None:
         got = sha256_file(path)
         if not got.startswith(prefix):

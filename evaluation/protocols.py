@@ -14,7 +14,8 @@ They differ in LPIPS and the FID family:
 - ``suite``: this suite's own: LPIPS at the images' own size, no ArtFID/FID.
 
 In both reference protocols FID is the plain FID of the N pairs at hand (both codes' default mode, FID∞, fits a line
-through FIDs at ``linspace(5000, N, 15)`` images: with N < 5000 every one of them takes all N, so it is FID_N up to
+through FIDs at ``linspace(5000, N, num_points)`` images — 15 points in art-fid, 8 in StyleID, whose call passes
+``num_workers`` where ``num_points`` is — and with N < 5000 every one of them takes all N, so it is FID_N up to
 rounding) and ArtFID = (1 + mean LPIPS) · (1 + FID); the style set is each pair's style image (StyleID's
 ``util/copy_inputs.py`` copies a style once per stylized image).
 """

@@ -2,7 +2,7 @@
 and the evaluation set that produced them), and the comparison of a run's measurements with them.
 
 A comparison is drawn only when the run used the table's protocol (``evaluate.protocol``) on the table's evaluation
-set (``data.evaluation.set``), and, for CFSD, torchvision's VGG-19; otherwise the report lists the published rows
+set (``data.evaluation.set``), all of its pairs, and, for CFSD, torchvision's VGG-19; otherwise the report lists the published rows
 and says plainly why no difference is computed.
 """
 from __future__ import annotations
@@ -33,6 +33,9 @@ def why_not_comparable(table: dict, summary: dict) -> str | None:
     if run_set(summary) != table["set"]:
         reasons.append(f"this run's evaluation set is {(summary.get('evaluation_set') or {}).get('description', 'not recorded')}, "
                        f"the table's {table['set_description']}")
+    elif summary.get("n_pairs") != table["n_pairs"]:  # FID_N, so ArtFID, moves with N
+        reasons.append(f"this run measured {summary.get('n_pairs')} pairs of the set, the table {table['n_pairs']} "
+                       f"(FID and ArtFID depend on the number of images)")
     return "; ".join(reasons) or None
 
 
@@ -45,7 +48,7 @@ def comparison(table: dict, summary: dict) -> tuple[str, list[str], list[list[st
     header = ["method"] + [f"{NAMES[m]} published" + ("" if why else " / measured / difference") for m in table["metrics"]]
     rows = []
     for method, pub in table["rows"].items():
-        cells = [f"{pub['label']} (`{method}`)"]
+        cells = [f"{pub['label']} ({method})"]
         for m in table["metrics"]:
             if why:
                 cells.append(f"{pub[m]:.3f}")

@@ -137,7 +137,7 @@ def protocol_note(summary: dict) -> str:
     """Which reference the numbers equal (``evaluate.protocol``), and CFSD's network, said beside the metrics."""
     p = summary.get("protocol") or {}
     net = summary.get("cfsd_network") or {}
-    text = (f"Protocol `{p['name']}`: {p['description']} ({p['source']})." if p else
+    text = (f"Protocol {p['name']}: {p['description']} ({p['source']})." if p else
             "Protocol: not recorded (a summary from before evaluate.protocol existed).")
     if net:
         text += (f" CFSD network: {net['network']}" + (f" ({net.get('from', '')}; sha256 {str(net.get('sha256', '?'))[:16]}…)."
@@ -181,8 +181,10 @@ def artfid_section(summary: dict) -> tuple[str, list[list[str]]]:
 
 
 def _md_table(header, rows) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    def cell(c) -> str:  # a "|" inside a cell (e.g. "KL(p || q)") would split it
+        return str(c).replace("|", "\\|")
+    out = ["| " + " | ".join(cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 

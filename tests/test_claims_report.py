@@ -55,7 +55,7 @@ def test_no_verdict_from_too_few_pairs_identical_values_or_a_zero_width_interval
         assert verdict == INCONCLUSIVE and "identical values" in why
     flat = {"a": {"ssim": np.full(40, 0.5)}, "b": {"ssim": np.full(40, 0.4)}}  # constant per method: CI of width 0
     verdict, why, _ = better(flat, "a", "b", "ssim")
-    assert verdict == INCONCLUSIVE and "every pair the same" in why
+    assert verdict == INCONCLUSIVE and "the same on every pair (0.5 and 0.4): no spread" in why
     nan = {"a": {"ssim": np.r_[np.full(39, 0.5), np.nan]}, "b": {"ssim": rng.uniform(0, 1, 40)}}
     assert "non-finite" in better(nan, "a", "b", "ssim")[1]
 

@@ -135,6 +135,9 @@ def test_torchvisions_vgg_file_is_checked_and_offline_cfsd_says_it_is_not_compar
     misnamed.write_bytes(vgg_stand_in.read_bytes())
     with pytest.raises(cfsd_metric.CFSDError, match="does not start with dcbb9e9d, as its file name says"):
         weights_file({"weights": str(misnamed)}, cfsd_metric.network_file())
+    dated = tmp_path / "ckpt-20240101.pth"  # another name with digits after a dash: not held to them
+    dated.write_bytes(vgg_stand_in.read_bytes())
+    assert weights_file({"weights": str(dated)}, cfsd_metric.network_file())[0] == dated
     # the canonical URL through the stand-in server: the stand-in is not torchvision's file -> refused, deleted,
     # and CFSD falls back to the offline VGG-19, saying the number is not comparable
     monkeypatch.setenv("SAFIN_URL_MIRROR", http_server.url("").rstrip("/"))
@@ -189,7 +192,8 @@ def histogan_loss_reference(stylized: torch.Tensor, style: torch.Tensor, dtype=t
     return float(1 / np.sqrt(2.0) * torch.sqrt(torch.sum((torch.sqrt(hs) - torch.sqrt(ho)) ** 2)))
 
 
-@pytest.mark.parametrize("size", [(120, 90), (300, 280)], ids=["smaller-than-256-kept", "larger-resized"])
+@pytest.mark.parametrize("size", [(120, 90), (300, 280), (300, 200)],
+                         ids=["smaller-than-256-kept", "larger-resized", "one-side-larger-resized"])
 def test_histogan_distance_equals_styleids_eval_histogan_on_real_photos(size):
     stylized, style = sample("astronaut", size), sample("arlesAmphitheater", size)
     ours = hellinger(rgb_uv_histogram(stylized), rgb_uv_histogram(style))

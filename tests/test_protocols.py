@@ -73,3 +73,39 @@ def test_the_inception_inputs_are_the_references(tmp_path):
 def test_an_unknown_protocol_is_one_line_naming_the_choices():
     with pytest.raises(ValueError, match="evaluate.protocol: 'stylid' is not one of styleid, art-fid, suite"):
         protocols.get("stylid")
+
+
+def test_evaluate_feeds_lpips_and_the_inception_as_the_protocol_reads_the_files(tmp_path, monkeypatch,
+                                                                                 reference_lpips, real_cache):
+    """The stage itself, not only :func:`protocols.load`: its ``lpips`` and ``lpips_gray`` columns are the restated
+    references' values on the files it read, and the Inception is given each image at the protocol's size."""
+    import csv
+
+    from evaluation import artfid
+    from pipeline.evaluate import evaluate
+
+    from .test_artfid import _stylized_folder, write_art_inception_stand_in
+
+    stylized = _stylized_folder(tmp_path, n=2)
+    net = write_art_inception_stand_in(tmp_path / "art_inception.pth")
+    monkeypatch.setenv("SAFIN_OFFLINE", "1")
+    seen = []
+    real = artfid.inception_features
+    monkeypatch.setattr(artfid, "inception_features", lambda model, image: seen.append(tuple(image.shape)) or real(model, image))
+    out = {}
+    for name in ("styleid", "art-fid"):
+        seen.clear()
+        evaluate({"evaluate": {"out": str(tmp_path / name), "bootstrap": 20, "seed": 0, "protocol": name,
+                               "artfid": {"weights": str(net), "sha256": None}},
+                  "stylize": {"out": str(stylized), "methods": ["adain"]}})
+        with open(tmp_path / name / "per_pair.csv") as f:
+            out[name] = list(csv.DictReader(f))
+        assert set(seen) == {(3, 512, 512) if name == "styleid" else (3, 80, 80)}
+    for i, row in enumerate(out["styleid"]):
+        files = stylized / f"adain/{i:02d}.png", stylized / f"inputs/{i:02d}_content.png"
+        for column, gray in (("lpips", False), ("lpips_gray", True)):
+            want = content_distance_reference(reference_lpips, *files, resize=True, gray=gray)
+            assert float(row[column]) == pytest.approx(want, rel=1e-5)  # per_pair.csv keeps 6 digits
+        want = content_distance_reference(reference_lpips, *files, resize=False, gray=False)
+        assert float(out["art-fid"][i]["lpips"]) == pytest.approx(want, rel=1e-5)
+        assert "lpips_gray" not in out["art-fid"][i]

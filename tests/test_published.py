@@ -8,14 +8,14 @@ TABLE = "styleid_cvpr2024_table1"
 
 
 def summary(protocol="styleid", set_name="styleid", cfsd_comparable=True, **metrics):
-    return {"protocol": {"name": protocol}, "evaluation_set": {"name": set_name, "description": f"{set_name} pairs"},
+    return {"n_pairs": 800, "protocol": {"name": protocol}, "evaluation_set": {"name": set_name, "description": f"{set_name} pairs"},
             "cfsd_network": {"comparable": cfsd_comparable},
             "metrics": {"adain": {k: {"mean": v} for k, v in metrics.items()}}}
 
 
 def test_styleids_table_is_kept_with_its_source_protocol_and_set():
     t = published.tables()[TABLE]
-    assert t["protocol"] == "styleid" and t["set"] == "styleid" and "scheduled_style_injection" in t["source"]
+    assert t["protocol"] == "styleid" and t["set"] == "styleid" and t["n_pairs"] == 800 and "scheduled_style_injection" in t["source"]
     assert t["rows"]["adain"] == {"label": "AdaIN", "artfid": 30.933, "fid": 18.242, "lpips": 0.608, "cfsd": 0.315}
     assert t["rows"]["styleid"]["cfsd"] == 0.228 and t["rows"]["stytr2"]["artfid"] == 30.72
     assert set(t["rows"]) == {"adain", "stytr2", "aespanet", "styleid"}
@@ -26,7 +26,7 @@ def test_the_same_protocol_and_set_give_published_measured_and_the_difference():
     text, header, rows = published.comparison(t, summary(artfid=31.5, fid=18.0, lpips=0.6, cfsd=0.3))
     assert "published / measured / difference" in text and "Not compared" not in text
     adain = rows[0]
-    assert adain[0] == "AdaIN (`adain`)"
+    assert adain[0] == "AdaIN (adain)"
     assert adain[1:] == ["30.933 / 31.500 / +0.567", "18.242 / 18.000 / -0.242", "0.608 / 0.600 / -0.008",
                          "0.315 / 0.300 / -0.015"]
     assert rows[1][1] == "30.720 / not measured in this run"  # StyTr² has a published row, no measurement here
@@ -44,6 +44,13 @@ def test_another_protocol_or_set_draws_no_comparison_and_says_why(protocol, set_
                                                          cfsd=0.3))
     assert f"Not compared with this run: {said}" in text
     assert rows[0][1:] == ["30.933", "18.242", "0.608", "0.315"] and not any("/" in c for r in rows for c in r[1:])
+
+
+def test_part_of_the_set_draws_no_comparison():
+    doc = {**summary(artfid=31.5, fid=18.0, lpips=0.6, cfsd=0.3), "n_pairs": 12}
+    text, _, rows = published.comparison(published.tables()[TABLE], doc)
+    assert "Not compared with this run: this run measured 12 pairs of the set, the table 800" in text
+    assert rows[0][1] == "30.933"
 
 
 def test_the_report_names_the_protocol_and_puts_the_published_rows_beside_ours(tmp_path):
@@ -68,10 +75,10 @@ def test_the_report_names_the_protocol_and_puts_the_published_rows_beside_ours(t
     md, html = build_report(params=params, summary_path=path, claims=[], figures=[], train_dir=tmp_path,
                             out_dir=tmp_path / "reports", inputs={})
     text = md.read_text()
-    assert "Protocol `styleid`: StyleID's evaluation code (jiwoogit/StyleID evaluation/ at d4ea655)." in text
+    assert "Protocol styleid: StyleID's evaluation code (jiwoogit/StyleID evaluation/ at d4ea655)." in text
     assert "not comparable with published CFSD: SAFIN_OFFLINE=1" in text
     assert "cfsd ↓ (not comparable with published CFSD)" in text and "lpips_gray ↓" in text
     assert "## Published numbers beside ours" in text
-    assert ("| AdaIN (`adain`) | 30.933 / 31.000 / +0.067 | 18.242 / 18.300 / +0.058 | 0.608 / 0.610 / +0.002 | "
+    assert ("| AdaIN (adain) | 30.933 / 31.000 / +0.067 | 18.242 / 18.300 / +0.058 | 0.608 / 0.610 / +0.002 | "
             "0.315 / 1.000 (not comparable: offline VGG-19) / — |") in text
     assert "<h2>Published numbers beside ours</h2>" in html.read_text() and "+0.067" in html.read_text()

@@ -52,12 +52,11 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     assert {"lpips", "lpips_gray", "cfsd", "hist_hellinger", "artfid", "fid"} <= set(adain)
     report = (repo / "reports/report.md").read_text()
     assert "styleid profile: the authors' released models on StyleID's 800 pairs" in report
-    assert "Protocol `styleid`: StyleID's evaluation code" in report
-    # StyleID's published AdaIN row beside the measured one, with the difference
-    a, f, lp = adain["artfid"]["mean"], adain["fid"]["mean"], adain["lpips"]["mean"]
-    assert (f"| AdaIN (`adain`) | 30.933 / {a:.3f} / {a - 30.933:+.3f} | 18.242 / {f:.3f} / {f - 18.242:+.3f} | "
-            f"0.608 / {lp:.3f} / {lp - 0.608:+.3f} | 0.315 / {adain['cfsd']['mean']:.3f} (not comparable: offline "
-            f"VGG-19) / — |") in report
+    assert "Protocol styleid: StyleID's evaluation code" in report
+    # StyleID's published rows in the report; 12 stand-in pairs are not its 800, so no difference is drawn (the
+    # comparison itself: tests/test_published.py)
+    assert "## Published numbers beside ours" in report and "| AdaIN (adain) | 30.933 | 18.242 | 0.608 | 0.315 |" in report
+    assert "Not compared with this run: this run measured 12 pairs of the set, the table 800" in report
     for m in RELEASED:
         assert f"| {m} | the authors' release: " in report
     for m in ("safin_fin", "sanet_safin"):
