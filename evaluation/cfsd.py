@@ -139,7 +139,9 @@ def _network(key: tuple) -> torch.nn.Module:
     model = TorchvisionRelu31(trunk_state_dict(Path(path))) if kind == "torchvision" else OfflineRelu31()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.eval()
+    # on the GPU when there is one: the HW × HW maps of a 512 px image are 7 s a pair on two CPU cores
+    # (docs/performance.md); the features and the maps then stay there
+    return model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_network(spec: dict | None = None) -> tuple[torch.nn.Module, dict]:
@@ -165,8 +167,9 @@ def load_network(spec: dict | None = None) -> tuple[torch.nn.Module, dict]:
 
 def features(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
     """The relu3_1 features (C, H, W), float32, of one (3, H, W) RGB image in [0, 1] at its own size."""
+    device = next(model.parameters()).device
     with torch.inference_mode():
-        return model(image[None].float())[0]
+        return model(image[None].float().to(device))[0]
 
 
 def self_similarity(feats: torch.Tensor, log: bool = False, rows: slice = slice(None)) -> torch.Tensor:
