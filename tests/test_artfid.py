@@ -177,7 +177,8 @@ def test_evaluate_computes_artfid_with_weights_and_skips_it_offline(stand_in, tm
     stylized = _stylized_folder(tmp_path)
     monkeypatch.setattr(artfid, "cached_path", lambda: tmp_path / "no-cache" / "art_inception.pth")
     monkeypatch.setenv("SAFIN_OFFLINE", "1")
-    base = {"out": str(tmp_path / "metrics"), "bootstrap": 50, "seed": 0}
+    base = {"out": str(tmp_path / "metrics"), "bootstrap": 50, "seed": 0,
+            "protocol": "art-fid"}  # each image at its own size (the protocols' inputs: tests/test_protocols.py)
     doc = evaluate({"evaluate": {**base, "artfid": {"weights": None}},
                     "stylize": {"out": str(stylized), "methods": ["adain"]}})
     assert "artfid" not in doc["metrics"]["adain"] and doc["artfid"] is None

@@ -99,7 +99,7 @@ def test_cfsd_equals_styleids_patch_simi_on_real_photos(vgg_stand_in, tmp_path, 
     assert 0 < ours < 5 and cfsd_metric.cfsd(model, content, content) == pytest.approx(0, abs=1e-12)
     # blocks of rows change nothing
     fs = cfsd_metric.features(model, stylized)
-    assert cfsd_from_features(fc, fs, block=7) == pytest.approx(cfsd_from_features(fc, fs), rel=1e-12)
+    assert cfsd_from_features(fc, fs, block=7) == pytest.approx(cfsd_from_features(fc, fs), rel=1e-7)  # float32 products
 
 
 def test_cfsd_matches_a_hand_computation():

@@ -83,6 +83,7 @@ def test_evaluate_feeds_lpips_and_the_inception_as_the_protocol_reads_the_files(
 
     from evaluation import artfid
     from pipeline.evaluate import evaluate
+    from safin.io.files import sha256_file
 
     from .test_artfid import _stylized_folder, write_art_inception_stand_in
 
@@ -96,7 +97,8 @@ def test_evaluate_feeds_lpips_and_the_inception_as_the_protocol_reads_the_files(
     for name in ("styleid", "art-fid"):
         seen.clear()
         evaluate({"evaluate": {"out": str(tmp_path / name), "bootstrap": 20, "seed": 0, "protocol": name,
-                               "artfid": {"weights": str(net), "sha256": None}},
+                               "artfid": {"weights": str(net), "sha256": sha256_file(net)}},  # pinned: nothing
+                                                                                           # recorded in the cache
                   "stylize": {"out": str(stylized), "methods": ["adain"]}})
         with open(tmp_path / name / "per_pair.csv") as f:
             out[name] = list(csv.DictReader(f))
