@@ -35,7 +35,9 @@ def vgg_stand_in(tmp_path_factory, real_cache):
     are realistic, not random), its classifier zeros stored as one broadcast value (a 548 MB file would be 80 MB)."""
     from torchvision.models import vgg19
 
-    oxford = torch.load(real_cache / "weights" / "vgg19.pth", weights_only=True)
+    from safin.io.weights import fetch
+
+    oxford = torch.load(fetch("vgg19").path, weights_only=True)  # fetched (offline source) if the cache lacks it
     state = {}
     for idx, name in zip(CONV_INDICES, CONV_NAMES):
         state[f"features.{idx}.weight"], state[f"features.{idx}.bias"] = oxford[f"{name}.weight"], oxford[f"{name}.bias"]
@@ -121,6 +123,9 @@ def test_torchvisions_vgg_file_is_checked_and_offline_cfsd_says_it_is_not_compar
 
     monkeypatch.setenv("SAFIN_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache" / "weights").mkdir(parents=True)
+    from safin.io.weights import fetch
+
+    fetch("vgg19", root=real_cache)
     for name in ("vgg19.pth", "vgg19.json"):  # the offline fallback's network, from the real cache
         (tmp_path / "cache" / "weights" / name).symlink_to(real_cache / "weights" / name)
     monkeypatch.delenv("SAFIN_OFFLINE", raising=False)

@@ -29,7 +29,9 @@ def reference_lpips(real_cache):
     import lpips as lpips_lib
 
     model = lpips_lib.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    trunk = torch.load(real_cache / "weights" / "alexnet.pth", weights_only=True)
+    from safin.io.weights import fetch
+
+    trunk = torch.load(fetch("alexnet").path, weights_only=True)  # fetched (offline source) if the cache lacks it
     for key, value in trunk.items():
         _, idx, kind = key.split(".")
         slice_ = next(s for s in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4,
