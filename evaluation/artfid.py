@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .network_files import layout_mismatch
+
 CKPT_URL = "https://huggingface.co/matthias-wright/art_inception/resolve/main/art_inception.pth"
 #: the heads of the released two-head Inception that FID does not use
 HEADS = ("fc1.", "fc2.", "fc.", "AuxLogits1.", "AuxLogits2.", "AuxLogits.")
@@ -70,14 +72,10 @@ def trunk_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if k.endswith("num_batches_tracked") and k not in trunk:
             trunk[k] = want[k]
     n_counters = sum(k.endswith("num_batches_tracked") for k in want)
-    missing = [k for k in want if k not in trunk]
-    wrong = [k for k in want if k in trunk and tuple(trunk[k].shape) != tuple(want[k].shape)]
-    unexpected = [k for k in trunk if k not in want]
-    if missing or wrong or unexpected:
-        raise ArtFIDError(f"{path}: not an Inception-v3 checkpoint: {len(missing)} of {len(want) - n_counters} trunk tensors missing"
-                          f"{' (e.g. ' + missing[0] + ')' if missing else ''}, {len(wrong)} of the wrong shape"
-                          f"{' (e.g. ' + wrong[0] + ')' if wrong else ''}, {len(unexpected)} unknown"
-                          f"{' (e.g. ' + unexpected[0] + ')' if unexpected else ''}")
+    problem = layout_mismatch({k: v.shape for k, v in trunk.items()}, {k: v.shape for k, v in want.items()},
+                              "trunk tensors", total=len(want) - n_counters)
+    if problem:
+        raise ArtFIDError(f"{path}: not an Inception-v3 checkpoint: {problem}")
     return {k: trunk[k] if k.endswith("num_batches_tracked") else trunk[k].float() for k in want}
 
 

@@ -71,15 +71,11 @@ def trunk_state_dict(path: Path) -> dict[str, torch.Tensor]:
                         f"{VGG19_URL} again") from e
     if not isinstance(raw, dict):
         raise CFSDError(f"{path}: holds a {type(raw).__name__}, not a state dict of torchvision's VGG-19")
-    want = _expected_shapes()
-    missing = [k for k in want if k not in raw]
-    wrong = [k for k in want if k in raw and tuple(raw[k].shape) != want[k]]
-    unknown = [k for k in raw if k not in want]
-    if missing or wrong or unknown:
-        raise CFSDError(f"{path}: not torchvision's VGG-19: {len(missing)} of {len(want)} tensors missing"
-                        f"{' (e.g. ' + missing[0] + ')' if missing else ''}, {len(wrong)} of the wrong shape"
-                        f"{' (e.g. ' + wrong[0] + ')' if wrong else ''}, {len(unknown)} unknown"
-                        f"{' (e.g. ' + unknown[0] + ')' if unknown else ''}")
+    from .network_files import layout_mismatch
+
+    problem = layout_mismatch({k: v.shape for k, v in raw.items() if torch.is_tensor(v)}, _expected_shapes())
+    if problem or not all(torch.is_tensor(v) for v in raw.values()):
+        raise CFSDError(f"{path}: not torchvision's VGG-19: {problem or 'entries that are not tensors'}")
     return {k: v.float().clone() for k, v in raw.items() if k.startswith("features.")}
 
 

@@ -42,6 +42,22 @@ def name_prefix(path: Path | str) -> str | None:
     return m.group(1) if m else None
 
 
+def layout_mismatch(got: dict, want: dict, noun: str = "tensors", total: int | None = None) -> str | None:
+    """How a checkpoint's tensors (name -> shape) differ from the network's (``want``): "N of M tensors missing (e.g.
+    …), K of the wrong shape (e.g. …), U unknown (e.g. …)", or None when every tensor is there with its shape and
+    nothing else is. ``total``: the M to print (default ``len(want)``)."""
+    missing = [k for k in want if k not in got]
+    wrong = [k for k in want if k in got and tuple(got[k]) != tuple(want[k])]
+    unknown = [k for k in got if k not in want]
+    if not (missing or wrong or unknown):
+        return None
+
+    def eg(keys):
+        return f" (e.g. {keys[0]})" if keys else ""
+    return (f"{len(missing)} of {len(want) if total is None else total} {noun} missing{eg(missing)}, "
+            f"{len(wrong)} of the wrong shape{eg(wrong)}, {len(unknown)} unknown{eg(unknown)}")
+
+
 def _stem(name: Path | str) -> str:
     """``vgg19-dcbb9e9d.pth`` -> ``vgg19``: the part before the hash (only a file named as the canonical one, with
     some hash, is held to the hash its name carries; ``ckpt-20240101.pth`` is not)."""
@@ -89,9 +105,8 @@ def _checksum(path: Path, pinned: str | None, net: NetworkFile) -> dict:
     from safin.io.weights import check_recorded
 
     prefix = name_prefix(path) if _stem(path) == _stem(net.filename) and name_prefix(net.filename) else None
-    if prefix is not None:
-        got = sha256_file(path)
-        if not got.startswith(prefix):
-            raise net.error(f"{path}: sha256 {got} does not start with {prefix}, as its file name says it must; "
-                            f"not the file it should be (download {net.url} again)")
-    return check_recorded(path, net.record_key, pinned, error=net.error, url=net.url)
+    got = sha256_file(path)  # once: a 548 MB file takes seconds to hash
+    if prefix is not None and not got.startswith(prefix):
+        raise net.error(f"{path}: sha256 {got} does not start with {prefix}, as its file name says it must; "
+                        f"not the file it should be (download {net.url} again)")
+    return check_recorded(path, net.record_key, pinned, error=net.error, digest=got, url=net.url)

@@ -276,12 +276,12 @@ def record(key: str, root: Path | None = None, **values) -> None:
 
 
 def check_recorded(path: Path, key: str, pinned: str | None = None, root: Path | None = None, *,
-                   error: type[Exception] = ValueError, **extra) -> dict:
+                   error: type[Exception] = ValueError, digest: str | None = None, **extra) -> dict:
     """``{"sha256", "checksum"}`` of a file whose checksum this suite cannot know in advance (the authors' releases,
     the art Inception): checked against ``pinned`` (a prefix is enough), else against the sha256 recorded under
     ``key`` on first use, recording it now (with ``extra``) if there is none. A mismatch raises ``error`` with one
-    line naming the file."""
-    got = sha256_file(path)
+    line naming the file. ``digest``: the file's sha256 when the caller has just computed it."""
+    got = digest or sha256_file(path)
     if pinned:
         if not got.startswith(pinned.lower()):
             raise error(f"{path}: sha256 {got}, expected {pinned} (pinned); not the file it should be")
