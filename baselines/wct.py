@@ -2,7 +2,9 @@
 
 Inference, coarse to fine: for k = 5..1, encode the current image to reluk_1, whiten–colour it with
 the style's reluk_1 (blended with ``alpha``), decode with decoder k. All five style levels come from
-*one* encoder pass over the style (the reference re-encodes the style five times).
+*one* encoder pass over the style (the reference re-encodes the style five times) — unless the authors'
+release was loaded with five encoders that differ: then each level runs its own encoder
+(``level_encoders``), as PytorchWCT's ``e1``..``e5`` do.
 
 The reference code ships converted Torch decoders and no training code; here the five decoders are
 trained by our trainer as auto-encoders: pixel reconstruction + feature reconstruction (weight 1 on
@@ -46,12 +48,30 @@ class WCT(StyleTransfer):
         self.impl_params, self.naive = impl_params, naive
         self.pixel_weight, self.feature_weight = pixel_weight, feature_weight
         self.levels = levels
+        self.level_encoders: nn.ModuleDict | None = None  # the release's five encoders, when they differ
+
+    def _make_level_encoders(self) -> nn.ModuleDict:
+        self.level_encoders = nn.ModuleDict({str(k): VGG19Encoder(last=f"relu{k}_1").eval() for k in (1, 2, 3, 4, 5)})
+        return self.level_encoders
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # weights saved from a release with five different encoders hold them: make room before loading
+        if self.level_encoders is None and any(k.startswith("level_encoders.") for k in state_dict):
+            self._make_level_encoders().to(next(self.encoder.parameters()).device)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        tap = f"relu{k}_1"
+        enc = self.encoder if self.level_encoders is None else self.level_encoders[str(k)]
+        return enc(x, [tap])[tap]
 
     def trainable(self):
         return list(self.decoders.parameters())
 
     def encode_style(self, style):
-        return self.encoder(style, TAPS_1_TO_5)
+        if self.level_encoders is None:
+            return self.encoder(style, TAPS_1_TO_5)
+        return {f"relu{k}_1": self._encode(style, k) for k in (1, 2, 3, 4, 5)}
 
     def _wct(self, cf: torch.Tensor, sf: torch.Tensor) -> torch.Tensor:
         return torch.stack([whiten_colour(c, s, content_identity=self.impl_params, naive=self.naive)
@@ -61,7 +81,7 @@ class WCT(StyleTransfer):
         x = content
         for k in self.levels:
             tap = f"relu{k}_1"
-            cf = self.encoder(x, [tap])[tap]
+            cf = self._encode(x, k)
             csf = mix([self._wct(cf, s[tap]) for s in codes])
             x = self.decoders[str(k)](alpha * csf + (1.0 - alpha) * cf)
         return x
@@ -85,10 +105,10 @@ class WCT(StyleTransfer):
         """The authors' Torch7 models (UniversalStyleTransfer, as PytorchWCT uses them): a folder holding
         them, or the files — ``feature_invertor_conv{1..5}_1.t7`` (the decoders, required) and
         ``vgg_normalised_conv{1..5}_1.t7`` (the encoders). Read with ``torchfile``
-        (:mod:`safin.io.torch7`). This WCT runs one encoder to relu5_1, so the five encoders must agree
-        on every layer they share (they are truncations of one network); the decoders' module indices are
-        ours. Without the encoder files the load refuses (their decoders were trained on them) unless
-        ``our_encoder``."""
+        (:mod:`safin.io.torch7`). Each level runs its own encoder file, as PytorchWCT does (``e1``..``e5``);
+        when the five agree on every layer they share (truncations of one network) one encoder pass serves
+        every level, which gives the same features. Without the encoder files the load refuses (their
+        decoders were trained on them) unless ``our_encoder``."""
         import re
 
         from safin.blocks.encoder import load_encoder_state, vgg_state_from_reference
@@ -113,21 +133,34 @@ class WCT(StyleTransfer):
                         if ("vgg_normalised", k) in found}
         except Torch7Error as e:
             raise InputError(str(e)) from None
-        if 5 not in encoders:
+        if not encoders:
             if not our_encoder:
-                raise InputError(f"WCT reference: no vgg_normalised_conv5_1.t7 given; {AUTHORS_ENCODER}. Give the "
-                                 "encoder files too, or pass --our-encoder (our_encoder=True) to pair them anyway")
+                raise InputError(f"WCT reference: no vgg_normalised_conv{{1..5}}_1.t7 given; {AUTHORS_ENCODER}. Give "
+                                 "the encoder files too, or pass --our-encoder (our_encoder=True) to pair them anyway")
             self.reference_encoder = "this suite's vgg19_normalised, chosen explicitly (colours may shift)"
             return self
-        deepest = encoders[5]
-        for k, state in encoders.items():
-            for key, value in state.items():
-                if key not in deepest or not torch.equal(value, deepest[key]):
-                    raise InputError(f"{found[('vgg_normalised', k)]}: layer {key} differs from "
-                                     f"{found[('vgg_normalised', 5)].name}'s; this WCT runs one encoder for all levels")
+        lacking = [f"vgg_normalised_conv{k}_1.t7" for k in range(1, 6) if k not in encoders]
+        if lacking:
+            raise InputError(f"WCT reference: {', '.join(lacking)} missing; each level runs its own encoder file "
+                             f"(given: {', '.join(p.name for p in paths)})")
         try:
-            load_encoder_state(self.encoder, vgg_state_from_reference(deepest))
+            ours = {k: vgg_state_from_reference(state) for k, state in encoders.items()}
         except ValueError as e:
-            raise InputError(f"{found[('vgg_normalised', 5)]}: {e}") from None
-        self.reference_encoder = f"the authors' vgg_normalised_conv5_1.t7 ({found[('vgg_normalised', 5)]})"
+            raise InputError(f"WCT reference encoders: {e}") from None
+        deepest = ours[5]
+        truncations = all(key in deepest and torch.equal(value, deepest[key])
+                          for state in ours.values() for key, value in state.items())
+        try:
+            load_encoder_state(self.encoder, deepest)
+            if truncations:
+                self.level_encoders = None
+            else:
+                levels = self._make_level_encoders().to(next(self.encoder.parameters()).device)
+                for k, state in ours.items():
+                    load_encoder_state(levels[str(k)], state)
+        except ValueError as e:
+            raise InputError(f"WCT reference encoders: {e}") from None
+        where = found[("vgg_normalised", 5)].parent
+        self.reference_encoder = (f"the authors' vgg_normalised_conv{{1..5}}_1.t7 ({where}; "
+                                  + ("truncations of one network: one pass" if truncations else "one per level") + ")")
         return self

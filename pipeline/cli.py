@@ -21,17 +21,19 @@ def _cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch_release(args: argparse.Namespace) -> int:
-    from safin.io.releases import RELEASES, fetch_release
+    from safin.io.releases import RELEASES
 
     from .params import load_params
-    from .pretrained import folder_for
+    from .pretrained import folder_for, load_release
 
     params = load_params(args.params)
     methods = args.method or list(params["pretrained"]["methods"]) or sorted(RELEASES)
     for m in methods:
         folder = Path(args.folder) if args.folder else folder_for(params, m)
-        for name, f in fetch_release(m, folder).items():
+        model, files = load_release(m, folder)  # loaded before any checksum is recorded
+        for name, f in files.items():
             print(f"{m}: {name}: {f['path']}\n  from {f['from']}\n  sha256 {f['sha256']} ({f['checksum']})")
+        print(f"{m}: loaded by the method ({getattr(model, 'reference_encoder', 'the authors encoder')})")
     return 0
 
 

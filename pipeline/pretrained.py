@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from safin.io.files import atomic_write_text
-from safin.io.releases import fetch_release, release
+from safin.io.releases import fetch_release, record_loaded, release
 
 
 
@@ -29,16 +29,26 @@ def folder_for(params: dict[str, Any], method: str) -> Path | None:
     return Path(base).expanduser() / method if base else None
 
 
+def load_release(method: str, folder: Path | None):
+    """(model, files): ``method``'s release fetched and checked (:func:`safin.io.releases.fetch_release`) and
+    loaded by the method's own ``load_reference``; checksums seen for the first time are recorded only now, after
+    the load succeeded (a wrong file dropped into the folder is refused, never recorded as the right one)."""
+    import baselines
+
+    files = fetch_release(method, folder)
+    model = baselines.build(method, encoder_weights="random")  # the release's encoder replaces it
+    model.load_reference(*[str(f["path"]) for f in files.values()])
+    record_loaded(method, files)
+    return model.eval(), files
+
+
 def import_release(params: dict[str, Any], method: str) -> dict:
     """Fetch and check ``method``'s release, load it into the method, write ``weights.pt`` (with the
     authors' encoder) and ``summary.json`` under ``train.out/METHOD``; returns the summary."""
-    import baselines
     from safin.methods import save_weights
 
     rel = release(method)
-    files = fetch_release(method, folder_for(params, method))
-    model = baselines.build(method, encoder_weights="random")  # the release's encoder replaces it
-    model.load_reference(*[str(f["path"]) for f in files.values()])
+    model, files = load_release(method, folder_for(params, method))
     out = Path(params["train"]["out"]) / method
     for sub in ("checkpoints", "live"):  # the stage's other outputs: nothing trained, nothing to resume
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,8 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.drop_after: dict[str, int] = {}
         self.ignore_range = False
+        self.redirects: dict[str, str] = {}  # name -> absolute URL answered with 302
+        self.bare_416 = False  # answer 416 without Content-Range (a server that gives no length)
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -46,6 +48,12 @@ class FileServer:
                 name = self.path.lstrip("/")
                 rng = self.headers.get("Range")
                 server.requests.append((name, rng))
+                if name in server.redirects:  # as a download host hands over to its storage node
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[name])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if name not in server.files:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
@@ -56,7 +64,9 @@ class FileServer:
                 if rng and not server.ignore_range:
                     start = int(rng.split("=")[1].split("-")[0])
                     if start >= len(data):
-                        self.send_response(416)
+                        self.send_response(416)  # as GitHub's and Dropbox's hosts answer: the full length
+                        if not server.bare_416:
+                            self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return

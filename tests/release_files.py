@@ -57,8 +57,31 @@ def _safin_decoder(gen):
                             ("conv2_1", 128, 64), ("conv1_2", 64, 64), ("conv1_1", 64, 3)):
         state.update(_conv(f"{name}.", cout, cin, 3, gen))
     for level, c in ((3, 256), (2, 128), (1, 64)):  # the fixed Haar filters, saved as parameters
-        for band in ("LL", "LH", "HL", "HH"):
-            state[f"recon_block{level}.{band}.weight"] = torch.randn(c, 1, 2, 2, generator=gen)
+        state.update(haar_filters(f"recon_block{level}.", c))
+    return state
+
+
+def haar_filters(prefix: str, channels: int) -> dict:
+    """SAFIN's (WCT2's) fixed 2x2 Haar filters as its pooling/unpooling convolutions hold them: L = H = 1/√2 ·
+    [1, 1] with H's first entry negated; band XY = outer(X, Y), one (1, 2, 2) filter per channel (methods.md)."""
+    low = np.full(2, 2 ** -0.5)
+    high = low.copy()
+    high[0] = -high[0]
+    bands = {"LL": (low, low), "LH": (low, high), "HL": (high, low), "HH": (high, high)}
+    return {f"{prefix}{band}.weight": torch.from_numpy(np.outer(a, b)).float().expand(channels, 1, 2, 2).clone()
+            for band, (a, b) in bands.items()}
+
+
+#: SAFIN's vgg_normalised.pth as its test.py loads it into WaveEncoder: named convs to conv4_1, Haar pools
+WAVE_ENCODER = (("conv0", 3, 3, 1), ("conv1_1", 64, 3, 3), ("conv1_2", 64, 64, 3), ("pool1", 64), ("conv2_1", 128, 64, 3),
+                ("conv2_2", 128, 128, 3), ("pool2", 128), ("conv3_1", 256, 128, 3), ("conv3_2", 256, 256, 3),
+                ("conv3_3", 256, 256, 3), ("conv3_4", 256, 256, 3), ("pool3", 256), ("conv4_1", 512, 256, 3))
+
+
+def _wave_encoder(gen):
+    state = {}
+    for name, *shape in WAVE_ENCODER:
+        state.update(haar_filters(f"{name}.", shape[0]) if name.startswith("pool") else _conv(f"{name}.", *shape, gen))
     return state
 
 
@@ -131,12 +154,16 @@ def safin_checkpoint(gen, keys=("meta_adain4_state_dict", "meta_adain3_state_dic
     return {"decoder_state_dict": _safin_decoder(gen), keys[0]: _safin_module(512, gen), keys[1]: _safin_module(256, gen)}
 
 
-def write_wct_release(root: Path, seed: int = 0) -> tuple[dict, dict]:
-    """The ten .t7 files, the five encoders truncations of one network; returns (vgg, decoders) modules."""
+def write_wct_release(root: Path, seed: int = 0, *, independent: bool = False) -> tuple[dict, dict]:
+    """The ten .t7 files; returns (vgg, decoders) modules. The five encoders are truncations of one network,
+    or with ``independent`` five networks of their own (PytorchWCT loads each level's file on its own)."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     vgg = vgg_t7(root / "vgg_normalised_conv5_1.t7", 5, rng)
     for k in (1, 2, 3, 4):
+        if independent:
+            vgg_t7(root / f"vgg_normalised_conv{k}_1.t7", k, np.random.default_rng(seed + 10 + k))
+            continue
         modules = read_modules(root / "vgg_normalised_conv5_1.t7")[: LAST_CONV[k] + 2]
         save_sequential(root / f"vgg_normalised_conv{k}_1.t7", [conv_like(m) for m in modules])
     decoders = {k: decoder_t7(root / f"feature_invertor_conv{k}_1.t7", k, np.random.default_rng(seed + k))
@@ -150,15 +177,15 @@ def write_release(method: str, folder: Path, seed: int = 0) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
     if method == "wct":
-        write_wct_release(folder, seed)
+        write_wct_release(folder, seed, independent=True)
         return {p.name: p for p in sorted(folder.glob("*.t7"))}
-    files = {"adain": {"decoder.pth": _adain_decoder},
-             "sanet": {"decoder_iter_500000.pth": _adain_decoder, "transformer_iter_500000.pth": sanet_transformer},
-             "safin": {"decoder.pth": safin_checkpoint}}[method]
+    files = {"adain": {"decoder.pth": _adain_decoder, "vgg_normalised.pth": _vgg_sequential},
+             "sanet": {"decoder_iter_500000.pth": _adain_decoder, "transformer_iter_500000.pth": sanet_transformer,
+                       "vgg_normalised.pth": _vgg_sequential},
+             # the Dropbox link saves decoder.pth.tar (a torch file despite the name); the VGG in WaveEncoder's layout
+             "safin": {"decoder.pth.tar": safin_checkpoint, "vgg_normalised.pth": _wave_encoder}}[method]
     out = {}
     for name, make in files.items():
         torch.save(make(gen), folder / name)
         out[name] = folder / name
-    torch.save(_vgg_sequential(gen), folder / "vgg_normalised.pth")
-    out["vgg_normalised.pth"] = folder / "vgg_normalised.pth"
     return out

@@ -40,6 +40,27 @@ def test_server_ignoring_range_restarts_from_zero(http_server, tmp_path):
     assert (tmp_path / "a.bin").read_bytes() == PAYLOAD
 
 
+def test_a_complete_part_is_kept_only_when_the_416_gives_its_length(http_server, tmp_path):
+    """HTTP 416 (the part reaches past the end) with the server's length equal to the part's: nothing to fetch."""
+    http_server.files["a.bin"] = PAYLOAD
+    (tmp_path / "a.bin.part").write_bytes(PAYLOAD)
+    download(http_server.url("a.bin"), tmp_path / "a.bin", progress=False)
+    assert http_server.requests == [("a.bin", f"bytes={len(PAYLOAD)}-")]
+    assert (tmp_path / "a.bin").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["length-differs", "no-length-given"])
+def test_a_stale_part_answered_416_is_fetched_again_not_accepted(http_server, tmp_path, bare):
+    """A part longer than the file (an older or another file, never checked: no release has a pinned checksum)
+    was accepted on 416 as "the" file; now it is discarded and the file fetched from byte 0."""
+    http_server.files["a.bin"] = PAYLOAD
+    http_server.bare_416 = bare
+    (tmp_path / "a.bin.part").write_bytes(b"y" * (len(PAYLOAD) + 10))
+    download(http_server.url("a.bin"), tmp_path / "a.bin", progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == PAYLOAD
+    assert http_server.requests == [("a.bin", f"bytes={len(PAYLOAD) + 10}-"), ("a.bin", None)]
+
+
 def test_checksum_mismatch_raises_and_discards_partial(http_server, tmp_path):
     http_server.files["a.bin"] = PAYLOAD
     with pytest.raises(ChecksumError, match="a.bin"):

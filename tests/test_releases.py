@@ -43,9 +43,47 @@ def drive_confirm_page(uuid: str = "abc-123") -> bytes:
             f'<input type="hidden" name="uuid" value="{uuid}"></form></body></html>').encode()
 
 
-def serve_release(server, method: str, tmp: Path, *, confirm: bool = True, seed: int = 0) -> dict[str, Path]:
-    """Put ``method``'s synthetic release on ``server`` under its canonical URLs (WCT: Google Drive's archive,
-    behind a confirm page when ``confirm``); returns the files written."""
+def bundle_zip(folder: Path, top: str = "SANET-1.0") -> bytes:
+    """A release bundle as SANET's README describes it: weights, code and examples in one archive."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for p in sorted(folder.iterdir()):
+            z.write(p, f"{top}/{p.name}")
+        z.writestr(f"{top}/Eval.py", "# the code\n")
+        z.writestr(f"{top}/output/chicago_stylized_1.jpg", b"\xff\xd8 an example")
+    return buf.getvalue()
+
+
+def serve_sanet_yandex(server, files: dict[str, Path]) -> None:
+    """Yandex.Disk as its public API serves a share link: JSON with an ``href`` on downloader.disk.yandex.ru,
+    which answers 302 to a storage node that sends the bytes."""
+    import urllib.parse
+
+    for f in RELEASES["sanet"].files:
+        api = releases.YANDEX_API.format(key=urllib.parse.quote(f.yandex, safe=""))
+        token = f.yandex.rsplit("/", 1)[1]
+        href = f"https://downloader.disk.yandex.ru/disk/{token}?uid=0&filename={f.name}&disposition=attachment"
+        server.files[mirror_name(api)] = json.dumps({"href": href, "method": "GET", "templated": False}).encode()
+        server.redirects[mirror_name(href)] = server.url(f"s123vla.storage.yandex.net/rdisk/{token}")
+        server.files[f"s123vla.storage.yandex.net/rdisk/{token}"] = files[f.name].read_bytes()
+
+
+def serve_sanet_bundle(server, src: Path) -> None:
+    """GitHub's API for the latest release, with the bundle attached as its one asset."""
+    api = releases.GITHUB_API.format(repo="GlebSBrykin/SANET")
+    asset = "https://github.com/GlebSBrykin/SANET/releases/download/v1.0/SANET.zip"
+    server.files[mirror_name(api)] = json.dumps({
+        "tag_name": "v1.0", "zipball_url": "https://api.github.com/repos/GlebSBrykin/SANET/zipball/v1.0",
+        "assets": [{"name": "SANET.zip", "size": 1, "content_type": "application/x-zip-compressed",
+                    "browser_download_url": asset}]}).encode()
+    server.files[mirror_name(asset)] = bundle_zip(src)
+
+
+def serve_release(server, method: str, tmp: Path, *, confirm: bool = True, seed: int = 0,
+                  sanet: str = "bundle") -> dict[str, Path]:
+    """Put ``method``'s synthetic release on ``server`` in the form its host serves it (WCT: Google Drive's archive,
+    behind a confirm page when ``confirm``; SANet: the latest GitHub release's bundle, or with ``sanet="yandex"``
+    no release and the three Yandex.Disk links); returns the files written."""
     files = write_release(method, tmp / f"src_{method}", seed)
     rel = RELEASES[method]
     if rel.archive_url:
@@ -55,6 +93,10 @@ def serve_release(server, method: str, tmp: Path, *, confirm: bool = True, seed:
             server.files[f"drive.usercontent.google.com/download?id={DRIVE_ID}&export=download&confirm=t&uuid=abc-123"] = data
         else:
             server.files[mirror_name(rel.archive_url)] = data
+    elif method == "sanet":
+        if sanet == "bundle":
+            serve_sanet_bundle(server, tmp / f"src_{method}")
+        serve_sanet_yandex(server, files)
     else:
         for f in rel.files:
             server.files[mirror_name(f.url)] = files[f.name].read_bytes()
@@ -72,7 +114,7 @@ def test_every_release_names_its_files_and_where_to_get_them():
     assert set(RELEASES) == {"adain", "sanet", "safin", "wct"}
     for rel in RELEASES.values():
         assert rel.page and rel.what and rel.files
-        assert all(f.url or rel.archive_url for f in rel.files)
+        assert all(f.url or f.yandex or rel.archive_url for f in rel.files)
         assert rel.load_order()[-1].startswith("vgg_normalised") or rel.method == "wct"  # the encoder last
     assert len(RELEASES["wct"].files) == 10
     with pytest.raises(ReleaseError, match="safin_fin: no released weights"):
@@ -80,13 +122,18 @@ def test_every_release_names_its_files_and_where_to_get_them():
 
 
 @pytest.mark.parametrize("method", ["adain", "sanet", "safin", "wct"])
-def test_a_release_downloads_is_recorded_and_checked_from_then_on(mirror, tmp_path, method):
+def test_a_release_downloads_is_recorded_after_loading_and_checked_from_then_on(mirror, tmp_path, method):
+    from pipeline.pretrained import load_release
+
     written = serve_release(mirror, method, tmp_path)
     got = fetch_release(method)
     assert list(got) == RELEASES[method].load_order()
     for name, f in got.items():
         assert f["path"].read_bytes() == written[name].read_bytes()
-        assert f["checksum"] == "recorded now (first use)"
+        assert f["checksum"].startswith("not recorded yet") and f["pending"]
+    assert not (tmp_path / "cache" / "recorded_sha256.json").exists()  # fetched, not loaded: nothing recorded
+    _, got = load_release(method, None)
+    assert all(f["checksum"] == "recorded now (first use), after the method loaded it" for f in got.values())
     table = json.loads((tmp_path / "cache" / "recorded_sha256.json").read_text())
     assert {k for k in table if k.startswith(f"release/{method}/")} == {f"release/{method}/{n}" for n in got}
     n_requests = len(mirror.requests)
@@ -100,6 +147,38 @@ def test_a_release_downloads_is_recorded_and_checked_from_then_on(mirror, tmp_pa
     victim.write_bytes(bytes(data))
     with pytest.raises(ReleaseError, match=rf"{victim.name}: sha256 .* was recorded on first use"):
         fetch_release(method)
+
+
+def test_sanet_comes_from_the_latest_releases_bundle_first(mirror, tmp_path):
+    written = serve_release(mirror, "sanet", tmp_path)
+    got = fetch_release("sanet")
+    assert all(f["path"].read_bytes() == written[n].read_bytes() for n, f in got.items())
+    assert all(f["from"] == "the latest GitHub release of GlebSBrykin/SANET" for f in got.values())
+    asked = [name for name, _ in mirror.requests]
+    assert asked == ["api.github.com/repos/GlebSBrykin/SANET/releases/latest",
+                     "github.com/GlebSBrykin/SANET/releases/download/v1.0/SANET.zip"]  # no Yandex request
+
+
+def test_sanet_falls_back_to_yandex_disks_public_api(mirror, tmp_path):
+    """No GitHub release (the API answers 404): each file from its share link, through Yandex's public API and the
+    download host's redirect to a storage node."""
+    written = serve_release(mirror, "sanet", tmp_path, sanet="yandex")
+    got = fetch_release("sanet")
+    assert all(f["path"].read_bytes() == written[n].read_bytes() for n, f in got.items())
+    assert got["decoder_iter_500000.pth"]["from"] == "https://yadi.sk/d/xsZ7j6FhK1dmfQ (Yandex.Disk)"
+    asked = [name for name, _ in mirror.requests]
+    assert asked[0] == "api.github.com/repos/GlebSBrykin/SANET/releases/latest"
+    assert asked[1].startswith("cloud-api.yandex.net/v1/disk/public/resources/download?public_key=https%3A%2F%2Fyadi.sk")
+    assert asked[2].startswith("downloader.disk.yandex.ru/disk/xsZ7j6FhK1dmfQ")
+    assert asked[3] == "s123vla.storage.yandex.net/rdisk/xsZ7j6FhK1dmfQ"
+    # a release whose one asset is an archive the suite cannot unpack: the same fallback, and a line saying so
+    for k in list(mirror.files):
+        mirror.files.pop(k) if k.startswith("api.github.com") else None
+    shutil.rmtree(tmp_path / "cache")
+    mirror.files[mirror_name(releases.GITHUB_API.format(repo="GlebSBrykin/SANET"))] = json.dumps(
+        {"tag_name": "v1", "assets": [{"name": "SANET.rar", "browser_download_url": "https://x.example/SANET.rar"}]}).encode()
+    got = fetch_release("sanet")
+    assert all(f["path"].read_bytes() == written[n].read_bytes() for n, f in got.items())
 
 
 def test_google_drive_confirm_page_is_followed():
@@ -127,7 +206,8 @@ def test_an_html_page_under_a_weight_file_name_is_refused_and_not_kept(mirror, t
 
 
 def test_a_missing_file_says_where_to_put_it(mirror, tmp_path, monkeypatch):
-    with pytest.raises(ReleaseError, match=r"adain: decoder.pth: .*HTTP 404.*Download it by hand from .* into "):
+    with pytest.raises(ReleaseError, match=r"adain: decoder.pth: .*HTTP 404.*Download it by hand: put decoder.pth in "
+                                           r".*/mine/ \(from https://github.com/naoto0804"):
         fetch_release("adain", folder=tmp_path / "mine")
     monkeypatch.setenv("SAFIN_OFFLINE", "1")
     n = len(mirror.requests)
@@ -137,15 +217,79 @@ def test_a_missing_file_says_where_to_put_it(mirror, tmp_path, monkeypatch):
 
 
 def test_your_own_folder_comes_first_and_is_recorded_too(mirror, tmp_path):
+    from pipeline.pretrained import load_release
+
     mine = tmp_path / "mine"
     written = write_release("safin", mine, seed=3)
-    got = fetch_release("safin", folder=mine)
+    _, got = load_release("safin", mine)
     assert not mirror.requests  # nothing downloaded
     assert all(f["from"] == f"your folder {mine}" and f["path"] == written[n] for n, f in got.items())
     # replacing a file by another one afterwards is caught
     write_release("safin", mine, seed=4)
-    with pytest.raises(ReleaseError, match="decoder.pth: sha256 .* was recorded on first use"):
+    with pytest.raises(ReleaseError, match="decoder.pth.tar: sha256 .* was recorded on first use"):
         fetch_release("safin", folder=mine)
+
+
+@pytest.mark.parametrize("names", [("decoder.pth.tar", "vgg_normalised.pth"), ("decoder.pth", "vgg_normalized.pth"),
+                                   ("models/decoder.pth", "models/vgg_normalised.pth")])
+def test_safins_files_are_found_under_the_names_users_really_have(mirror, tmp_path, names):
+    """The Dropbox link saves decoder.pth.tar; test.py wants models/decoder.pth; the README spells vgg_normalized."""
+    src = write_release("safin", tmp_path / "src", seed=2)
+    mine = tmp_path / "mine"
+    for release_name, name in zip(("decoder.pth.tar", "vgg_normalised.pth"), names):
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src[release_name], mine / name)
+    got = fetch_release("safin", folder=mine)
+    assert not mirror.requests
+    assert [f["path"] for f in got.values()] == [mine / n for n in names]
+
+
+@pytest.mark.parametrize("where", ["archive", "models"])
+def test_wcts_archive_or_its_models_folder_in_your_folder_is_used(mirror, tmp_path, where):
+    """PytorchWCT: "download and uncompress them under models/": the archive as downloaded, or unpacked there."""
+    src = tmp_path / "src"
+    write_release("wct", src, seed=1)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    if where == "archive":
+        (mine / "models.zip").write_bytes(wct_zip(src))
+    else:
+        shutil.copytree(src, mine / "models")
+    got = fetch_release("wct", folder=mine)
+    assert not mirror.requests
+    assert all(f["path"].read_bytes() == (src / n).read_bytes() for n, f in got.items())
+    assert all(f["from"] == (f"your archive {mine / 'models.zip'}" if where == "archive" else f"your folder {mine}")
+               for f in got.values())
+    assert not (mine / "feature_invertor_conv1_1.t7").exists()  # your folder is never written
+
+
+def test_offline_the_message_names_the_folder_and_the_archive(mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFIN_OFFLINE", "1")
+    with pytest.raises(ReleaseError, match=r"wct: feature_invertor_conv1_1.t7, .* not at hand and SAFIN_OFFLINE=1: put "
+                                           r".*, or the archive models.zip as downloaded, in .*/mine/ \(from "):
+        fetch_release("wct", folder=tmp_path / "mine")
+    with pytest.raises(ReleaseError, match=r"put decoder.pth.tar \(or decoder.pth\), vgg_normalised.pth \(or "
+                                           r"vgg_normalized.pth\) in .*/mine/"):
+        fetch_release("safin", folder=tmp_path / "mine")
+
+
+def test_a_wrong_file_is_not_recorded_so_the_right_one_is_accepted_after(mirror, tmp_path):
+    """AdaIN and SAFIN both ship a decoder and a vgg_normalised.pth: AdaIN's decoder in SAFIN's folder fails to load
+    and must leave no checksum behind, or SAFIN's own file would be refused from then on."""
+    from pipeline.pretrained import load_release
+
+    mine = tmp_path / "mine"
+    right = write_release("safin", mine, seed=1)
+    keep = tmp_path / "right_decoder"
+    shutil.copy(right["decoder.pth.tar"], keep)
+    shutil.copy(write_release("adain", tmp_path / "adain")["decoder.pth"], mine / "decoder.pth.tar")
+    with pytest.raises(InputError, match=r"decoder.pth.tar: no 'decoder_state_dict'"):
+        load_release("safin", mine)
+    recorded = tmp_path / "cache" / "recorded_sha256.json"
+    assert not recorded.exists() or not any(k.startswith("release/safin/") for k in json.loads(recorded.read_text()))
+    shutil.copy(keep, mine / "decoder.pth.tar")
+    _, got = load_release("safin", mine)
+    assert got["decoder.pth.tar"]["checksum"].startswith("recorded now")
 
 
 def _pretrained_params(tmp_path, methods, folder=None):
@@ -186,8 +330,8 @@ def test_the_wrong_files_in_your_folder_get_one_clear_line(mirror, tmp_path):
     # SANet's decoder saved as SAFIN's decoder.pth: the wrong method's checkpoint
     write_release("sanet", tmp_path / "sanet_files")
     write_release("safin", mine / "safin")
-    shutil.copy(tmp_path / "sanet_files" / "decoder_iter_500000.pth", mine / "safin" / "decoder.pth")
-    with pytest.raises(InputError, match=r"decoder.pth: no 'decoder_state_dict'"):
+    shutil.copy(tmp_path / "sanet_files" / "decoder_iter_500000.pth", mine / "safin" / "decoder.pth.tar")
+    with pytest.raises(InputError, match=r"decoder.pth.tar: no 'decoder_state_dict'"):
         import_release(_pretrained_params(tmp_path, ["safin"], mine), "safin")
     # a truncated download
     write_release("adain", mine / "adain")
@@ -239,4 +383,4 @@ def test_fetch_release_command_prints_where_each_file_came_from(mirror, tmp_path
     assert main(["fetch-release", "--method", "adain", "--params", str(params)]) == 0
     out = capsys.readouterr().out
     assert "adain: decoder.pth:" in out and "from https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth" in out
-    assert out.count("recorded now (first use)") == 2
+    assert out.count("recorded now (first use), after the method loaded it") == 2

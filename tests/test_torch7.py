@@ -39,9 +39,37 @@ def test_wct_loads_the_release_and_every_tensor_lands_where_it_belongs(released)
             assert torch.equal(m.decoders[str(k)][i].bias, torch.from_numpy(module.fields["bias"]))
     assert torch.equal(m.encoder.conv5_1.weight, torch.from_numpy(vgg[42].fields["weight"]))
     assert torch.equal(m.encoder.conv0.weight, torch.from_numpy(vgg[0].fields["weight"]))
-    assert m.reference_encoder.startswith("the authors' vgg_normalised_conv5_1.t7")
+    assert m.reference_encoder.startswith("the authors' vgg_normalised_conv{1..5}_1.t7")
+    assert "one pass" in m.reference_encoder and m.level_encoders is None  # truncations: one encoder serves all
     with torch.inference_mode():
         assert m(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_five_different_encoders_each_serve_their_own_level_and_survive_saving(tmp_path):
+    """PytorchWCT builds e1..e5 from five files and never needs them to agree: neither do we."""
+    from safin.io.torch7 import sequential_state
+    from safin.methods import load_weights, save_weights
+
+    root = tmp_path / "models"
+    write_wct_release(root, seed=5, independent=True)
+    m = build("wct", encoder_weights="random").load_reference(root)
+    assert m.level_encoders is not None and "one per level" in m.reference_encoder
+    for k, conv in ((1, "conv1_1"), (3, "conv3_1"), (5, "conv5_1")):
+        idx = {1: 2, 3: 16, 5: 42}[k]
+        want = sequential_state(root / f"vgg_normalised_conv{k}_1.t7")[f"{idx}.weight"]
+        assert torch.equal(getattr(m.level_encoders[str(k)], conv).weight, want)
+    assert not torch.equal(m.level_encoders["1"].conv1_1.weight, m.level_encoders["5"].conv1_1.weight)
+    content, style = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
+    with torch.inference_mode():
+        ours = m(content, style)
+        m2 = build("wct", encoder_weights="random").load_reference(root)
+        m2.level_encoders = None  # one encoder (level 5's file) for every level: a different image
+        assert (m2(content, style) - ours).abs().max() > 1e-3
+    save_weights(m, tmp_path / "w.pt", with_encoder=True)
+    back = build("wct", encoder_weights="random")
+    load_weights(back, tmp_path / "w.pt")
+    with torch.inference_mode():
+        assert torch.equal(back(content, style), ours)
 
 
 def test_wrong_files_get_one_clear_error(released, tmp_path):
@@ -69,7 +97,7 @@ def test_wrong_files_get_one_clear_error(released, tmp_path):
 def test_decoders_without_their_encoders_are_refused_unless_chosen(released, tmp_path):
     root, _, _ = released
     decoders = sorted(root.glob("feature_invertor_*.t7"))
-    with pytest.raises(InputError, match="no vgg_normalised_conv5_1.t7 given.*bethgelab"):
+    with pytest.raises(InputError, match=r"no vgg_normalised_conv\{1..5\}_1.t7 given.*bethgelab"):
         build("wct", encoder_weights="random").load_reference(*decoders)
     m = build("wct", encoder_weights="random").load_reference(*decoders, our_encoder=True)
     assert m.reference_encoder.startswith("this suite's")

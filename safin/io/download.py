@@ -65,6 +65,14 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
+def _range_total(content_range: str | None) -> int | None:
+    """The full length a ``Content-Range: bytes */LENGTH`` (or ``bytes A-B/LENGTH``) header gives, else None."""
+    if not content_range or "/" not in content_range:
+        return None
+    tail = content_range.rsplit("/", 1)[1].strip()
+    return int(tail) if tail.isdigit() else None
+
+
 def download(
     url: str,
     dest: str | os.PathLike,
@@ -120,8 +128,18 @@ def download(
                         f"connection closed at byte {part.stat().st_size} of {total}")
             break
         except urllib.error.HTTPError as e:
-            if e.code == 416 and part.exists():  # range beyond end: the part is complete (or wrong)
-                break
+            if e.code == 416 and part.exists():  # range beyond the end: complete, or a stale part of another file
+                total = _range_total(e.headers.get("Content-Range"))
+                have = part.stat().st_size
+                if have == (size if size is not None else total):
+                    break  # complete: the server's length (RFC 9110 §15.5.17: "bytes */LENGTH") is what we hold
+                log.warning("%s: the partial file %s holds %d bytes but the file has %s; starting again from byte 0",
+                            url, part, have, total if total is not None else "an unknown length")
+                part.unlink()
+                attempt += 1
+                if attempt > retries:
+                    raise DownloadError(f"{url}: HTTP 416 on every try; cannot resume") from e
+                continue
             if 400 <= e.code < 500:
                 raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
             err: Exception = e
@@ -148,6 +166,24 @@ def download(
         raise
     os.replace(part, dest)
     return dest
+
+
+def fetch_json(url: str, *, timeout: float = 60.0):
+    """The JSON document at ``url`` (through ``$SAFIN_URL_MIRROR``): the small API answers that name where a
+    file really is (GitHub's latest release, Yandex.Disk's public download link). One clear error otherwise."""
+    import json
+
+    try:
+        with _open(url, 0, timeout) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        raise DownloadError(f"{url}: {e}") from e
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise DownloadError(f"{url}: not a JSON answer ({body[:60]!r}...)") from e
 
 
 def pip_download_sdist(requirement: str, dest_dir: str | os.PathLike, *, sha256: str | None = None,

@@ -2,12 +2,18 @@
 them checked.
 
 A method's files are looked for, in order, in the user's folder for it (files downloaded by hand: Google
-Drive and Dropbox put confirm pages in front of large files), in the cache (``$SAFIN_CACHE/releases/
-METHOD/``) and at the canonical URL (resumable, :func:`safin.io.download.download`; ``SAFIN_URL_MIRROR``
-redirects). None of the checksums is known here (our machines cannot reach these hosts), so each file's
-sha256 is recorded on first use (``$SAFIN_CACHE/recorded_sha256.json``, the table the weight registry
-keeps) and checked from then on; a pinned one in :data:`RELEASES` wins. An HTML page saved under a
-weight file's name, an empty file or a checksum that moved is refused with one line naming the file.
+Drive and Dropbox put confirm pages in front of large files) under the names users really have (the
+release's name or an alias: ``decoder.pth.tar``/``decoder.pth``, ``vgg_normalised.pth``/``vgg_normalized.pth``),
+also in its ``models/`` subfolder and inside an archive left there as downloaded; then in the cache
+(``$SAFIN_CACHE/releases/METHOD/``); then at the canonical source (resumable,
+:func:`safin.io.download.download`; ``SAFIN_URL_MIRROR`` redirects): a direct URL, an archive (Google
+Drive's, behind its confirm page), a GitHub release's archive found through GitHub's API, or a Yandex.Disk
+share link resolved through Yandex's public API. None of the checksums is known here (our machines cannot
+reach these hosts), so each file's sha256 is recorded on first use (``$SAFIN_CACHE/recorded_sha256.json``,
+the table the weight registry keeps) — *after* the method has loaded it (:func:`record_loaded`), so a wrong
+file dropped in by mistake is never recorded as the right one — and checked from then on; a pinned one in
+:data:`RELEASES` wins. An HTML page saved under a weight file's name, an empty file or a checksum that moved
+is refused with one line naming the file.
 
 Turning the files into a model is the method's ``load_reference`` (``pipeline/pretrained.py``); this
 module only delivers bytes.
@@ -36,9 +42,14 @@ class ReleaseError(ValueError):
 
 @dataclass(frozen=True)
 class ReleaseFile:
-    name: str                     # the file name the method's loader expects
+    name: str                     # the file name the release gives it
     url: str | None = None        # the canonical direct download (None: inside the release's archive)
     sha256: str | None = None     # pinned where known; otherwise recorded on first use
+    aliases: tuple[str, ...] = () # other names a hand download really has (a README's spelling, a browser's)
+    yandex: str | None = None     # a Yandex.Disk public share page, turned into a download by Yandex's public API
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class Release:
     files: tuple[ReleaseFile, ...]
     archive_url: str | None = None   # one archive holding every file (found by base name, any folder)
     archive_name: str = "release.zip"
+    github_latest: str | None = None  # "owner/repo": the archive attached to its latest GitHub release (tried first)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def load_order(self) -> list[str]:
@@ -57,25 +69,31 @@ class Release:
 
 
 _ADAIN = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
-_SANET = "https://github.com/GlebSBrykin/SANET/releases/latest/download/"
+GITHUB_API = "https://api.github.com/repos/{repo}/releases/latest"
+YANDEX_API = "https://cloud-api.yandex.net/v1/disk/public/resources/download?public_key={key}"
 
 RELEASES: dict[str, Release] = {r.method: r for r in (
     Release("adain", "pytorch-AdaIN (naoto0804), release v0.0.0",
             "https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0",
             (ReleaseFile("decoder.pth", _ADAIN + "decoder.pth"),
-             ReleaseFile("vgg_normalised.pth", _ADAIN + "vgg_normalised.pth"))),
+             ReleaseFile("vgg_normalised.pth", _ADAIN + "vgg_normalised.pth", aliases=("vgg_normalized.pth",)))),
+    # SANET's README: three Yandex.Disk share pages, "or ... the latest release. It contains all weights, codes
+    # and examples" (a bundle attached to the GitHub release, not three named assets): the bundle first
     Release("sanet", "SANET (GlebSBrykin), iteration 500000",
-            "https://github.com/GlebSBrykin/SANET (README: Yandex.Disk links; the latest GitHub release)",
-            (ReleaseFile("decoder_iter_500000.pth", _SANET + "decoder_iter_500000.pth"),
-             ReleaseFile("transformer_iter_500000.pth", _SANET + "transformer_iter_500000.pth"),
-             ReleaseFile("vgg_normalised.pth", _SANET + "vgg_normalised.pth")),
-            notes=("the release's asset names are taken to be the file names; the README's Yandex.Disk share "
-                   "pages are not direct downloads: download by hand if the URL fails",)),
+            "https://github.com/GlebSBrykin/SANET (README: Yandex.Disk links, or the latest GitHub release's bundle)",
+            (ReleaseFile("decoder_iter_500000.pth", yandex="https://yadi.sk/d/xsZ7j6FhK1dmfQ"),
+             ReleaseFile("transformer_iter_500000.pth", yandex="https://yadi.sk/d/GhQe3g_iRzLKMQ"),
+             ReleaseFile("vgg_normalised.pth", yandex="https://yadi.sk/d/7IrysY8q8dtneQ",
+                         aliases=("vgg_normalized.pth",))),
+            github_latest="GlebSBrykin/SANET"),
+    # SAFIN's README: Dropbox links that save decoder.pth.tar (a torch file despite the name) and
+    # vgg_normalised.pth, shown as "vgg_normalized.pth"; its test.py defaults to models/decoder.pth
     Release("safin", "SAFIN (Aaditya-Singh), the official README's models",
             "https://github.com/Aaditya-Singh/SAFIN (README: Dropbox links)",
-            (ReleaseFile("decoder.pth", "https://www.dropbox.com/s/xveyz1yktk8s9l5/decoder.pth.tar?dl=1"),
-             ReleaseFile("vgg_normalised.pth", "https://www.dropbox.com/s/2elilhldqtqcumr/vgg_normalised.pth?dl=1")),
-            notes=("decoder.pth.tar is saved as decoder.pth (a torch file, not a tar archive)",)),
+            (ReleaseFile("decoder.pth.tar", "https://www.dropbox.com/s/xveyz1yktk8s9l5/decoder.pth.tar?dl=1",
+                         aliases=("decoder.pth",)),
+             ReleaseFile("vgg_normalised.pth", "https://www.dropbox.com/s/2elilhldqtqcumr/vgg_normalised.pth?dl=1",
+                         aliases=("vgg_normalized.pth",)))),
     Release("wct", "UniversalStyleTransfer (Li et al.) Torch7 models, as PytorchWCT uses them",
             "https://github.com/sunshineatnoon/PytorchWCT (README: Google Drive archive of models/)",
             tuple(ReleaseFile(f"{kind}_conv{k}_1.t7") for kind in ("feature_invertor", "vgg_normalised")
@@ -84,6 +102,9 @@ RELEASES: dict[str, Release] = {r.method: r for r in (
             archive_name="models.zip",
             notes=("Google Drive answers a large file with a confirm page first; it is followed",)),
 )}
+
+#: what an archive of a release can be (what the standard library unpacks)
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
 def release(method: str) -> Release:
@@ -154,79 +175,192 @@ def _download_archive(rel: Release, folder: Path) -> Path:
     return got
 
 
-def _extract(archive: Path, names: set[str], dest: Path) -> dict[str, Path]:
-    """Extract the members whose base name is in ``names`` (any folder inside) to ``dest``."""
+def _extract(archive: Path, wanted: dict[str, str], dest: Path) -> dict[str, Path]:
+    """Extract the members whose base name is a key of ``wanted`` (any folder inside) to ``dest`` under the
+    release's name ``wanted[base]``; returns release name -> path."""
     found: dict[str, Path] = {}
+
+    def take(base: str, src) -> None:
+        name = wanted[base]
+        with atomic_path(dest / name) as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+        found[name] = dest / name
+
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 for info in z.infolist():
                     base = Path(info.filename).name
-                    if base in names and not info.is_dir() and base not in found:
-                        with z.open(info) as src, atomic_path(dest / base) as tmp, open(tmp, "wb") as out:
-                            shutil.copyfileobj(src, out)
-                        found[base] = dest / base
+                    if base in wanted and not info.is_dir() and wanted[base] not in found:
+                        with z.open(info) as src:
+                            take(base, src)
         else:
             with tarfile.open(archive) as t:
                 for info in t.getmembers():
                     base = Path(info.name).name
-                    if base in names and info.isfile() and base not in found:
+                    if base in wanted and info.isfile() and wanted[base] not in found:
                         src = t.extractfile(info)
                         assert src is not None
-                        with atomic_path(dest / base) as tmp, open(tmp, "wb") as out:
-                            shutil.copyfileobj(src, out)
-                        found[base] = dest / base
+                        take(base, src)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
         raise ReleaseError(f"{archive}: not a readable zip or tar archive ({e}); delete it to download again") from e
     return found
 
 
+def _wanted(files) -> dict[str, str]:
+    """Every accepted name of ``files`` -> the release's name."""
+    return {n: f.name for f in files for n in f.names()}
+
+
+def _is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _from_your_folder(rel: Release, folder: Path, cache: Path) -> dict[str, dict]:
+    """The files in the user's folder: under any accepted name, in it or its ``models/``, or inside an archive
+    left there as downloaded (unpacked into the cache; the folder is never written)."""
+    out: dict[str, dict] = {}
+    for f in rel.files:
+        for sub in (folder, folder / "models"):
+            hit = next((sub / n for n in f.names() if (sub / n).is_file()), None)
+            if hit is not None:
+                out[f.name] = {"path": hit, "from": f"your folder {folder}"}
+                break
+    todo = [f for f in rel.files if f.name not in out]
+    if todo and folder.is_dir():
+        for archive in sorted(p for p in folder.iterdir() if _is_archive(p)):
+            got = _extract(archive, _wanted(todo), cache)
+            for name, path in got.items():
+                out[name] = {"path": path, "from": f"your archive {archive}"}
+            todo = [f for f in todo if f.name not in out]
+            if not todo:
+                break
+    return out
+
+
+def where_to_put(rel: Release, folder: Path | None, cache: Path, names: list[str] | None = None) -> str:
+    """One phrase: which files (and accepted names) go where, and the archive that may go there instead."""
+    files = [f for f in rel.files if names is None or f.name in names]
+    listed = ", ".join(f.name + (f" (or {' / '.join(f.aliases)})" if f.aliases else "") for f in files)
+    archive = (f", or the archive {rel.archive_name} as downloaded," if rel.archive_url else
+               ", or the release's archive as downloaded," if rel.github_latest else "")
+    return f"put {listed}{archive} in {folder or cache}/ (from {rel.page})"
+
+
+def _github_latest_archive(rel: Release, cache: Path, todo) -> dict[str, Path]:
+    """The files from the archive attached to ``rel.github_latest``'s latest GitHub release (GitHub's API names
+    it), or from assets named as the files; {} with a log line when the release has neither."""
+    from safin.io.download import fetch_json
+
+    api = GITHUB_API.format(repo=rel.github_latest)
+    info = fetch_json(api)
+    assets = [a for a in (info.get("assets") or []) if isinstance(a, dict) and a.get("browser_download_url")]
+    wanted = _wanted(todo)
+    got: dict[str, Path] = {}
+    for a in assets:  # the files themselves, when the release attaches them
+        if a.get("name") in wanted and wanted[a["name"]] not in got:
+            got[wanted[a["name"]]] = download(a["browser_download_url"], cache / wanted[a["name"]])
+    for a in assets:
+        if len(got) == len(todo):
+            break
+        name = str(a.get("name", ""))
+        if name.lower().endswith(ARCHIVE_SUFFIXES):
+            archive = download(a["browser_download_url"], cache / Path(name).name)
+            got.update({k: v for k, v in _extract(archive, _wanted([f for f in todo if f.name not in got]), cache).items()})
+        elif name.lower().endswith((".rar", ".7z")):
+            log.warning("%s: the latest release's %s is a %s archive, which this suite does not unpack; unpack it "
+                        "by hand into your folder", api, name, name.rsplit(".", 1)[1])
+    if len(got) < len(todo):
+        log.warning("%s: the latest release (%s) holds %d of the %d files; the rest from their own links", api,
+                    info.get("tag_name", "?"), len(got), len(todo))
+    return got
+
+
+def _yandex(f: ReleaseFile, cache: Path) -> Path:
+    """A Yandex.Disk share page's file: the public API answers ``{"href": ...}``, a direct (redirected) link."""
+    import urllib.parse
+
+    from safin.io.download import fetch_json
+
+    api = YANDEX_API.format(key=urllib.parse.quote(str(f.yandex), safe=""))
+    href = fetch_json(api).get("href")
+    if not href:
+        raise DownloadError(f"{api}: no download link in Yandex's answer")
+    return download(href, cache / f.name)
+
+
 def fetch_release(method: str, folder: str | Path | None = None, root: Path | None = None) -> dict[str, dict]:
     """Every file of ``method``'s release, checked: ``{name: {"path", "from", "sha256", "checksum"}}`` in
-    :meth:`Release.load_order`. ``folder``: the user's own downloads (used first, file by file)."""
+    :meth:`Release.load_order`. ``folder``: the user's own downloads (used first, file by file). A checksum
+    not yet recorded is *not* recorded here: call :func:`record_loaded` once the method has loaded the files."""
     from safin.io.weights import check_recorded  # here: training imports this module, not the weight registry
 
     rel = release(method)
     cache = cache_folder(method, root)
     cache.mkdir(parents=True, exist_ok=True)
-    out: dict[str, dict] = {}
+    folder = Path(folder) if folder else None
+    out: dict[str, dict] = _from_your_folder(rel, folder, cache) if folder else {}
     todo = []
     for f in rel.files:
-        mine = Path(folder) / f.name if folder else None
-        if mine is not None and mine.exists():
-            out[f.name] = {"path": mine, "from": f"your folder {folder}"}
-        elif (cache / f.name).exists():
-            out[f.name] = {"path": cache / f.name, "from": f"cache ({f.url or rel.archive_url})"}
+        if f.name in out:
+            continue
+        if (cache / f.name).exists():
+            out[f.name] = {"path": cache / f.name, "from": f"cache ({f.url or f.yandex or rel.archive_url or rel.page})"}
         else:
             todo.append(f)
     if todo and os.environ.get("SAFIN_OFFLINE") == "1":
-        raise ReleaseError(f"{method}: {', '.join(f.name for f in todo)} not at hand and SAFIN_OFFLINE=1: put the "
-                           f"files in {folder or cache}/ (from {rel.page}), or go online")
+        raise ReleaseError(f"{method}: {', '.join(f.name for f in todo)} not at hand and SAFIN_OFFLINE=1: "
+                           f"{where_to_put(rel, folder, cache, [f.name for f in todo])}; or go online")
     if todo and rel.archive_url:
         archive = _download_archive(rel, cache)
-        got = _extract(archive, {f.name for f in todo}, cache)
+        got = _extract(archive, _wanted(todo), cache)
         missing = [f.name for f in todo if f.name not in got]
         if missing:
             raise ReleaseError(f"{archive}: lacks {', '.join(missing)}; not {rel.what}'s archive")
         for f in todo:
             out[f.name] = {"path": got[f.name], "from": f"{rel.archive_url} ({rel.archive_name})"}
-    else:
-        for f in todo:
-            if not f.url:
-                raise ReleaseError(f"{method}: {f.name} has no download URL; put it in {folder or cache}")
-            try:
-                path = download(f.url, cache / f.name)
-            except DownloadError as e:
-                where = f"{folder}/" if folder else f"{cache}/"
-                raise ReleaseError(f"{method}: {f.name}: {e}. Download it by hand from {rel.page} into {where}") from e
-            out[f.name] = {"path": path, "from": f.url}
+        todo = []
+    if todo and rel.github_latest:  # the bundle first; what it lacks from each file's own link
+        try:
+            for name, path in _github_latest_archive(rel, cache, todo).items():
+                out[name] = {"path": path, "from": f"the latest GitHub release of {rel.github_latest}"}
+        except (DownloadError, ReleaseError) as e:
+            log.warning("%s: the latest release's archive failed (%s); trying each file's own link", method, e)
+        todo = [f for f in todo if f.name not in out]
+    for f in todo:
+        if not (f.url or f.yandex):
+            raise ReleaseError(f"{method}: {f.name} has no download URL; {where_to_put(rel, folder, cache, [f.name])}")
+        try:
+            path = _yandex(f, cache) if f.yandex else download(str(f.url), cache / f.name)
+        except DownloadError as e:
+            raise ReleaseError(f"{method}: {f.name}: {e}. Download it by hand: "
+                               f"{where_to_put(rel, folder, cache, [f.name])}") from e
+        out[f.name] = {"path": path, "from": f.yandex and f"{f.yandex} (Yandex.Disk)" or f.url}
     for f in rel.files:
         entry = out[f.name]
         try:
             check_bytes(entry["path"], rel)
         except ReleaseError:
-            if str(entry["from"]).startswith("cache") or entry["path"].parent == cache:
+            if entry["path"].parent == cache:
                 entry["path"].unlink(missing_ok=True)  # never reused: the next run downloads it again
             raise
-        entry.update(check_recorded(entry["path"], f"release/{method}/{f.name}", f.sha256, root, error=ReleaseError))
+        entry.update(check_recorded(entry["path"], _key(method, f.name), f.sha256, root, error=ReleaseError,
+                                    record_new=False))
     return {n: out[n] for n in rel.load_order()}
+
+
+def _key(method: str, name: str) -> str:
+    return f"release/{method}/{name}"
+
+
+def record_loaded(method: str, files: dict[str, dict], root: Path | None = None) -> dict[str, dict]:
+    """Record the checksums :func:`fetch_release` left unrecorded, now that the method has loaded the files
+    (call it only after a successful load); updates and returns ``files``."""
+    from safin.io.weights import check_recorded
+
+    for name, entry in files.items():
+        if entry.pop("pending", False):
+            entry.update(check_recorded(Path(entry["path"]), _key(method, name), None, root, error=ReleaseError,
+                                        digest=entry["sha256"]))
+            entry["checksum"] += ", after the method loaded it"
+    return files

@@ -276,11 +276,14 @@ def record(key: str, root: Path | None = None, **values) -> None:
 
 
 def check_recorded(path: Path, key: str, pinned: str | None = None, root: Path | None = None, *,
-                   error: type[Exception] = ValueError, digest: str | None = None, **extra) -> dict:
+                   error: type[Exception] = ValueError, digest: str | None = None, record_new: bool = True,
+                   **extra) -> dict:
     """``{"sha256", "checksum"}`` of a file whose checksum this suite cannot know in advance (the authors' releases,
     the art Inception): checked against ``pinned`` (a prefix is enough), else against the sha256 recorded under
-    ``key`` on first use, recording it now (with ``extra``) if there is none. A mismatch raises ``error`` with one
-    line naming the file. ``digest``: the file's sha256 when the caller has just computed it."""
+    ``key`` on first use, recording it now (with ``extra``) if there is none — unless ``record_new`` is False: then
+    the checksum is left for the caller to record once it has loaded the file (``checksum`` says so). A mismatch
+    raises ``error`` with one line naming the file. ``digest``: the file's sha256 when the caller has just
+    computed it."""
     got = digest or sha256_file(path)
     if pinned:
         if not got.startswith(pinned.lower()):
@@ -288,6 +291,8 @@ def check_recorded(path: Path, key: str, pinned: str | None = None, root: Path |
         return {"sha256": got, "checksum": "pinned"}
     known = recorded(root).get(key)
     if known is None:
+        if not record_new:
+            return {"sha256": got, "checksum": "not recorded yet: recorded once it has been loaded", "pending": True}
         record(key, root, raw_sha256=got, **extra)
         return {"sha256": got, "checksum": "recorded now (first use)"}
     if known["raw_sha256"] != got:
