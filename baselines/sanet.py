@@ -39,7 +39,7 @@ class SANetBlock(nn.Module):
 class SANet(SANetBase):
     name = "sanet"
     label = "SANet"
-    test_resize = "shorter"  # SANET Eval.py/test: transforms.Resize(size), the shorter side
+    test_resize = "none"  # SANET Eval.py's test_transform: ToTensor() only, the image at its own size
     block_key = "sanet"
 
     def make_block(self, channels: int) -> SANetBlock:

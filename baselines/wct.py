@@ -32,7 +32,9 @@ from safin.blocks.decoders import mirror_decoder
 class WCT(StyleTransfer):
     name = "wct"
     label = "WCT"
-    test_resize = "content"  # PytorchWCT: content's longer side to fineSize, the style to the content's size
+    # PytorchWCT's Loader: the content's longer side to fineSize; the style to the content's new size, and only
+    # when the content was resized (otherwise both keep their sizes)
+    test_resize = "content"
     # whitening divides by the square roots of small eigenvalues and the five levels feed each other:
     # bf16 rounding anywhere is amplified (docs/performance.md), so precision "auto" keeps WCT in float32
     bf16_safe = False

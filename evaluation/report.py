@@ -142,7 +142,23 @@ def protocol_note(summary: dict) -> str:
     if net:
         text += (f" CFSD network: {net['network']}" + (f" ({net.get('from', '')}; sha256 {str(net.get('sha256', '?'))[:16]}…)."
                                                         if net.get("comparable") else f". {net['note']}."))
-    return text
+    return text + precision_note(summary)
+
+
+def precision_note(summary: dict) -> str:
+    """Say which methods' outputs were not computed in the authors' float32, with their measured deviation."""
+    records = summary.get("stylize_precision") or {}
+    fast = {m: r for m, r in records.items() if not r.get("authors_precision", True)}
+    if not records:
+        return ""
+    if not fast:
+        return " Outputs computed in float32, the authors' precision."
+    parts = []
+    for m, r in fast.items():
+        dev = r.get("deviation_from_float32") or {}
+        parts.append(f"{m} in {r['compute_dtype']} (differs from float32 by {dev.get('mean_abs_255', '?')}/255 on "
+                     f"average, at most {dev.get('max_abs_255', '?')}/255, over {dev.get('pairs', '?')} pairs)")
+    return (" Not the authors' precision (stylize.precision opted into the fast path): " + "; ".join(parts) + ".")
 
 
 def seeds_rows(summary: dict) -> tuple[list[str], list[list[str]]]:

@@ -37,6 +37,23 @@ def _cmd_fetch_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify_release(args: argparse.Namespace) -> int:
+    from .params import load_params
+    from .pretrained import folder_for
+    from .verify_release import VerifyError, verify, write
+
+    params = load_params(args.params)
+    folder = Path(args.folder) if args.folder else folder_for(params, args.method)
+    try:
+        doc = verify(args.method, folder)
+    except VerifyError as e:
+        print(f"safin verify-release: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        print(f"written: {write(doc, Path(args.out))}")
+    return 0 if doc["passed"] else 1
+
+
 def _cmd_fetch_data(args: argparse.Namespace) -> int:
     from .fetch import fetch_data
     from .params import load_params
@@ -342,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_fetch_release)
 
+    s = sub.add_parser("verify-release", help="run our import of the authors' release on the inputs whose outputs "
+                                              "the authors committed, and compare (PSNR, largest difference)")
+    s.add_argument("--method", required=True, help="sanet or wct (the repositories that commit their outputs)")
+    s.add_argument("--folder", help="your own downloads of the release (default: as fetch-release)")
+    s.add_argument("--out", help="write the per-image comparison as JSON here")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_verify_release)
+
     s = sub.add_parser("fetch-data", help="verify the sample set and prepare training images (stage fetch_data)")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_fetch_data)
@@ -378,15 +403,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mask", action="append", help="mask image per --style (white = use that style)")
     s.add_argument("--content-size", type=int, default=512, help="px, as --resize says; 0 keeps the size")
     s.add_argument("--style-size", type=int, default=512, help="px, as --resize says; 0 keeps the size")
-    s.add_argument("--resize", default="reference", choices=["reference", "longer", "shorter", "square", "content"],
-                   help="reference (default): as the method's own test script (AdaIN, SANet: shorter side; SAFIN: "
-                        "squashed to a square; WCT: content's longer side, style to the content's size); longer: the "
+    s.add_argument("--resize", default="reference", choices=["reference", "longer", "shorter", "square", "content", "none"],
+                   help="reference (default): as the method's own test script (AdaIN: shorter side; SANet: none, its own "
+                        "size; SAFIN: squashed to a square; WCT: content's longer side, the style to the content's "
+                        "size when the content was resized); longer: the "
                         "longer side, aspect kept, for every method (what the 40-pair stage does). The references "
                         "upscale small images too")
     s.add_argument("--ext", default=".png")
     s.add_argument("--device", default="auto")
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp64"],
-                   help="auto: bf16 convolutions where the device runs bf16 natively, else float32")
+    s.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp64"],
+                   help="fp32 (default): the authors' precision (CUDA: TF32 off); auto/bf16: the opt-in fast path, "
+                        "bf16 convolutions where the device runs bf16 natively")
     s.add_argument("--encoder-weights", default="normalised", choices=["normalised", "plain", "random"])
     s.set_defaults(func=_cmd_stylize)
 

@@ -105,11 +105,19 @@ def evaluate(params: dict) -> dict:
            "protocol": {"name": protocol.name, "source": protocol.source, "description": protocol.description},
            "evaluation_set": evaluation_set(params, n_pairs),
            "cfsd_network": cfsd_identity,
+           "stylize_precision": stylize_precision(stylized, summary),
            "metrics": summary, "skipped": skipped, "artfid": artfid_doc,
            "seeds": seeds_doc,
            "definitions": {k: v for k, v in DESCRIPTION.items() if k in rows[0]}, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def stylize_precision(stylized: Path, methods) -> dict:
+    """Each evaluated method's ``precision.json`` (written by pipeline.stylize beside its images): the precision its
+    outputs were computed in and, for bf16, their measured deviation from float32."""
+    return {m: json.loads((stylized / m / "precision.json").read_text()) for m in methods
+            if (stylized / m / "precision.json").exists()}
 
 
 def evaluation_set(params: dict, n_pairs: int) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 import baselines
+from safin.io.files import atomic_write_text
 from safin.io.weights import ensure_encoder_weights
 from safin.io.images import (RESIZE_MODES, ImageReadError, is_image_name, load_image, open_rgb, pil_to_tensor,
                              resize_for_test, save_image, shown)
@@ -71,6 +73,14 @@ def load_for_test(path: Path, size: int | None, mode: str, like: tuple[int, int]
     return pil_to_tensor(im)[None]
 
 
+def image_hw(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size[1], im.size[0]
+
+
 def load_mask(path: Path, size: tuple[int, int], content_path: Path) -> torch.Tensor:
     """A mask image as (H, W) in [0, 1] (grayscale), resized to ``size`` = content (H, W)."""
     from PIL import Image
@@ -111,12 +121,15 @@ def stylize_files(model: StyleTransfer, contents: Sequence[Path], style_groups: 
     for content_path, group in tqdm(jobs, desc=f"stylize ({model.name})", unit="img", disable=not progress):
         try:
             content = load_for_test(content_path, content_size, mode).to(device)
-            like = tuple(content.shape[-2:]) if mode == "content" else None  # PytorchWCT: style to the content's size
+            like, s_size = None, style_size
+            if mode == "content":  # PytorchWCT: the style to the content's size when the content was resized, else kept
+                resized = tuple(content.shape[-2:]) != image_hw(content_path)
+                like, s_size = (tuple(content.shape[-2:]), style_size) if resized else (None, None)
             styles = []
             for s in group:
-                if (s, like) not in style_cache:
-                    style_cache[(s, like)] = load_for_test(s, style_size, mode, like).to(device)
-                styles.append(style_cache[(s, like)])
+                if (s, like, s_size) not in style_cache:
+                    style_cache[(s, like, s_size)] = load_for_test(s, s_size, mode, like).to(device)
+                styles.append(style_cache[(s, like, s_size)])
             mask_t = None
             if masks:
                 mask_t = torch.stack([load_mask(m, tuple(content.shape[-2:]), content_path) for m in masks]).to(device)
@@ -194,17 +207,47 @@ def stylize_method(params: dict, method: str, loaded: list | None = None) -> lis
         runs.append((seed_folder(params["train"]["out"], method, seed) / "weights.pt", seed_folder(out, method, seed),
                      f"{method} seed {seed}"))
     written = []
+    precision = str(s.get("precision", "fp32"))
     for weights, folder, label in runs:
-        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"),
-                            precision=str(s.get("precision", "auto")))
+        model = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"), precision=precision)
         device = next(model.parameters()).device
         on_device = {id(style): style.to(device) for _, style in loaded}
-        cache: dict = {}
+        alpha = float(s.get("alpha", 1.0))
+        reference = None  # the float32 path beside a bf16 one: its deviation is measured on these very pairs
+        if model.compute_dtype != torch.float32 and model.compute_dtype != torch.float64:
+            reference = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"), precision="fp32")
+        cache, ref_cache, diffs = {}, {}, []
         for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {label}", unit="pair")):
             with torch.inference_mode():
-                img = model(content.to(device), on_device[id(style)], alpha=float(s.get("alpha", 1.0)), style_cache=cache)
+                img = model(content.to(device), on_device[id(style)], alpha=alpha, style_cache=cache)
+                if reference is not None:
+                    ref = reference(content.to(device), on_device[id(style)], alpha=alpha, style_cache=ref_cache)
+                    diffs.append((to_8bit(img) - to_8bit(ref)).abs())
             written.append(save_image(img, folder / f"{i:02d}.png"))
+        written.append(write_precision_record(folder, precision, model, diffs))
     return written
+
+
+def to_8bit(img: torch.Tensor) -> torch.Tensor:
+    """The 0..255 values :func:`save_image` writes, as float64."""
+    return img.detach().double().clamp(0, 1).mul(255).round()
+
+
+def write_precision_record(folder: Path, precision: str, model: StyleTransfer, diffs: list[torch.Tensor]) -> Path:
+    """``folder/precision.json``: the precision the outputs were computed in and, when it is not float32, their
+    measured difference from the float32 path on the same pairs (0..255: mean, largest, pairs)."""
+    dtype = str(model.compute_dtype).removeprefix("torch.")
+    doc: dict = {"requested": precision, "compute_dtype": dtype, "device": str(next(model.parameters()).device),
+                 "authors_precision": dtype in ("float32", "float64")}
+    if diffs:
+        doc["deviation_from_float32"] = {
+            "mean_abs_255": round(float(torch.stack([d.mean() for d in diffs]).mean()), 4),
+            "max_abs_255": int(max(float(d.max()) for d in diffs)), "pairs": len(diffs)}
+    path = folder / "precision.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+    return path
+
 
 
 def stylize_pairs(params: dict, methods: Sequence[str] | None = None) -> dict[str, list[Path]]:

@@ -147,3 +147,64 @@ def test_bf16_encoder_false_keeps_every_encoder_path_in_float32(keep_fp32):
     assert seen and set(seen) == ({torch.float32} if keep_fp32 else {torch.bfloat16}), seen
     model.set_compute("fp32")  # and the wrappers are undone
     assert not any("forward" in m.__dict__ for m in model.encoder.modules())
+
+
+def test_evidence_is_float32_by_default_even_where_bf16_is_native(tmp_path, monkeypatch):
+    """Issue 29: on a bf16-capable device (forced here) the stylize stage's default and ``safin stylize --reference``
+    give the float32 path's outputs; bf16 stays available and its outputs are labelled with their measured
+    deviation from float32."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    import safin.runtime.precision as prec
+    from pipeline.params import load_params
+    from pipeline.stylize import build_model, stylize_method
+    from .conftest import REPO, safin
+    from .release_files import write_release
+
+    monkeypatch.setattr(prec, "bf16_native", lambda device: True)
+    assert resolve_precision("auto", "cpu") == torch.bfloat16  # the forced device: auto would be bf16
+    files = write_release("adain", tmp_path / "release", seed=1)
+    model = baselines.build("adain", encoder_weights="random").load_reference(files["decoder.pth"], files["vgg_normalised.pth"])
+    from safin.methods import save_weights
+
+    save_weights(model, tmp_path / "train" / "adain" / "weights.pt", with_encoder=True)
+    gen = torch.Generator().manual_seed(0)
+    loaded = [(torch.rand(1, 3, 48, 64, generator=gen), torch.rand(1, 3, 64, 48, generator=gen)) for _ in range(2)]
+    params = load_params(REPO / "params.yaml")
+    assert params["stylize"]["precision"] == "fp32"
+    params["train"]["out"], params["stylize"]["out"] = str(tmp_path / "train"), str(tmp_path / "default")
+    params["train"]["seeds"] = []
+    stylize_method(params, "adain", loaded)
+    fp32 = build_model("adain", checkpoint=str(tmp_path / "train" / "adain" / "weights.pt"), precision="fp32")
+    for i, (c, s) in enumerate(loaded):
+        with torch.inference_mode():
+            want = fp32(c, s).clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).numpy()
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "default" / "adain" / f"{i:02d}.png")), want)
+    rec = json.loads((tmp_path / "default" / "adain" / "precision.json").read_text())
+    assert rec["compute_dtype"] == "float32" and rec["authors_precision"] and "deviation_from_float32" not in rec
+    # the opt-in fast path: bf16, labelled, its deviation measured on the same pairs
+    params["stylize"]["precision"], params["stylize"]["out"] = "bf16", str(tmp_path / "fast")
+    stylize_method(params, "adain", loaded)
+    rec = json.loads((tmp_path / "fast" / "adain" / "precision.json").read_text())
+    assert rec["compute_dtype"] == "bfloat16" and not rec["authors_precision"]
+    dev = rec["deviation_from_float32"]
+    assert dev["pairs"] == 2 and dev["max_abs_255"] >= 1 and 0 < dev["mean_abs_255"] <= dev["max_abs_255"]
+    # safin stylize --reference: float32 unless asked
+    for i, (c, s) in enumerate(loaded[:1]):
+        Image.fromarray(c.mul(255).round().byte()[0].permute(1, 2, 0).numpy()).save(tmp_path / "c.png")
+        Image.fromarray(s.mul(255).round().byte()[0].permute(1, 2, 0).numpy()).save(tmp_path / "s.png")
+    common = ["stylize", "--method", "adain", "--reference", str(files["decoder.pth"]), str(files["vgg_normalised.pth"]),
+              "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "s.png"), "--resize", "longer",
+              "--content-size", "0", "--style-size", "0"]
+    assert safin(*common, "--output", str(tmp_path / "cli.png")).returncode == 0
+    assert safin(*common, "--precision", "bf16", "--output", str(tmp_path / "cli_bf16.png")).returncode == 0
+    from safin.io.images import load_image
+
+    c, s = load_image(tmp_path / "c.png")[None], load_image(tmp_path / "s.png")[None]
+    with torch.inference_mode():
+        want = fp32(c, s).clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cli.png")), want)
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "cli_bf16.png")), want)

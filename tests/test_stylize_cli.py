@@ -101,12 +101,32 @@ def test_resize_modes_are_the_reference_scripts_transforms():
     assert np.array_equal(np.asarray(resize_for_test(style, 512, "content", like=content.size)),
                           np.asarray(style.resize(content.size, Image.Resampling.BICUBIC)))
     assert resize_for_test(im, 64, "longer").size == (64, 36)  # this suite's: longer side, aspect kept
+    assert resize_for_test(im, 64, "none") is im  # SANET's Eval.py: ToTensor() only
     assert resize_for_test(im, 0, "square").size == im.size  # 0 keeps the size
     with pytest.raises(ValueError, match="resize mode 'wide'"):
         resize_for_test(im, 64, "wide")
 
 
-@pytest.mark.parametrize("method, reference_size", [("safin", (64, 64)), ("adain", (96, 64)), ("wct", (64, 42))])
+def test_wcts_style_follows_the_content_only_when_the_content_was_resized(tmp_path, monkeypatch):
+    """PytorchWCT's Loader resizes the style to the content's new size inside ``if w != fineSize``: a content
+    already at fineSize leaves both images as they are."""
+    import pipeline.stylize as st
+
+    seen = []
+    real = st.load_for_test
+    monkeypatch.setattr(st, "load_for_test", lambda *a, **k: seen.append(tuple(real(*a, **k).shape[-2:])) or real(*a, **k))
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    Image.open(SAMPLE / "content/chelsea.jpg").convert("RGB").resize((64, 48)).save(content)
+    Image.open(SAMPLE / "style/Gogh4.jpg").convert("RGB").resize((40, 56)).save(style)
+    for size, want in ((64, [(48, 64), (56, 40)]), (96, [(72, 96), (72, 96)])):
+        seen.clear()
+        stylize("--method", "wct", "--encoder-weights", "random", "--content", str(content), "--style", str(style),
+                "--content-size", str(size), "--style-size", str(size), "--output", str(tmp_path / f"o{size}.png"))
+        assert seen == want
+
+
+@pytest.mark.parametrize("method, reference_size", [("safin", (64, 64)), ("adain", (96, 64)), ("wct", (64, 42)),
+                                                    ("sanet", (96, 64))])
 def test_stylize_resizes_as_each_methods_reference_by_default(tmp_path, method, reference_size):
     content = tmp_path / "wide.png"
     Image.open(SAMPLE / "content/chelsea.jpg").convert("RGB").resize((96, 64)).save(content)

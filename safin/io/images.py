@@ -134,18 +134,19 @@ def load_image(path: str | os.PathLike, max_side: int | None = None, long_side: 
 #: shorter side to ``size``, the longer truncated, bilinear), ``square`` (SAFIN test.py: ``Resize((size,
 #: size))``, aspect not kept, bilinear), ``content`` (PytorchWCT: the content's longer side to ``size``,
 #: truncated, and the style to the content's size, PIL's bicubic)
-RESIZE_MODES = ("longer", "shorter", "square", "content")
+RESIZE_MODES = ("longer", "shorter", "square", "content", "none")
 
 
 def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
                     like: tuple[int, int] | None = None) -> Image.Image:
     """``im`` resized as ``mode`` says (:data:`RESIZE_MODES`); ``like``: the (width, height) a style takes in
-    mode ``content``. ``size`` 0 or None keeps the size (but a style in mode ``content`` still follows)."""
+    mode ``content`` (only when its content was resized: PytorchWCT's Loader). ``size`` 0 or None, or mode
+    ``none`` (SANET's Eval.py: ``ToTensor()`` only), keeps the size."""
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode {mode!r}: expected one of {', '.join(RESIZE_MODES)}")
     if like is not None:
         return im if im.size == tuple(like) else im.resize(tuple(like), Image.Resampling.BICUBIC)
-    if not size:
+    if not size or mode == "none":
         return im
     w, h = im.size
     if mode == "square":
