@@ -21,12 +21,14 @@ paper claims about converged ones — the report says so next to every verdict.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .degenerate import not_evaluated
 from .statistics import bootstrap_ci
 from .metrics import DIRECTION
 
@@ -51,6 +53,8 @@ VERDICTS = {
                           "(hierarchical bootstrap: seeds, then pairs; Fig. 5b: t interval over the seeds)",
     DOES_NOT_HOLD: "the 95% CI lies entirely on the other side, for this run's models (one seed)",
     "does not hold over K seeds": "the 95% CI lies entirely on the other side, with K ≥ 2 seeds per method in it",
+    "not evaluated: degenerate outputs of METHOD": "a model in the claim collapsed (flat, noise or non-finite outputs: "
+                                                   "evaluation/degenerate.py); its numbers decide nothing",
     INCONCLUSIVE: "the CI straddles no difference (or the equivalence margin), or the evidence is missing, "
                   "simulated, from fewer than 10 pairs, from identical values or a zero-width interval, or "
                   "(Fig. 5b) from one seed",
@@ -238,29 +242,40 @@ def curves_claim(train_dir: Path, a: str = "sanet_safin", b: str = "sanet",
 
 
 def check_claims(per_pair_csv: Path, train_dir: Path, survey_json: Path | None = None,
-                 replicates: dict[str, list[int]] | None = None) -> list[Verdict]:
+                 replicates: dict[str, list[int]] | None = None,
+                 degenerate: dict[str, str] | None = None) -> list[Verdict]:
     """``per_pair_csv``: ``per_pair.csv``; ``per_seed_pair.csv`` beside it (every seed's rows) is used when it is
     there. ``replicates``: each method's replicate seeds (``train.seeds`` but ``train.seed``; None: the folders
-    found)."""
+    found). ``degenerate``: ``{method: why}`` (summary.json's, :mod:`evaluation.degenerate`; None: read from the
+    ``summary.json`` beside ``per_pair_csv``): every claim involving such a method is not evaluated."""
     seeded = Path(per_pair_csv).with_name("per_seed_pair.csv")
     pp = read_per_pair(seeded if seeded.exists() else per_pair_csv)
+    if degenerate is None:
+        summary = Path(per_pair_csv).with_name("summary.json")
+        degenerate = (json.loads(summary.read_text()).get("degenerate") or {}) if summary.exists() else {}
     out: list[Verdict] = []
 
-    def add(claim: str, source: str, fn: Callable[[], tuple[str, str, dict]]):
+    def add(claim: str, source: str, methods, fn: Callable[[], tuple[str, str, dict]]):
+        collapsed = [m for m in methods() if m in degenerate] if callable(methods) else [m for m in methods if m in degenerate]
+        if collapsed:  # a collapsed model yields no verdict, whatever its numbers say
+            out.append(Verdict(claim, source, "; ".join(f"{m}: {degenerate[m]}" for m in collapsed),
+                               not_evaluated(collapsed[0]) + "".join(f", {m}" for m in collapsed[1:]), {}))
+            return
         verdict, evidence, numbers = fn()
         out.append(Verdict(claim, source, evidence, verdict, numbers))
 
     add("SAFIN in SANet's base network gives lower content loss than SANet's module",
-        "§4.1, Fig. 5b", lambda: better(pp, "sanet_safin", "sanet", "content_loss"))
-    add("… and the training curves show it (lower content loss during training)", "Fig. 5b",
+        "§4.1, Fig. 5b", ("sanet_safin", "sanet"), lambda: better(pp, "sanet_safin", "sanet", "content_loss"))
+    add("… and the training curves show it (lower content loss during training)", "Fig. 5b", ("sanet_safin", "sanet"),
         lambda: curves_claim(train_dir, replicates=replicates))
-    add("Style losses of SAFIN-in-SANet and SANet are similar", "§4.1",
+    add("Style losses of SAFIN-in-SANet and SANet are similar", "§4.1", ("sanet_safin", "sanet"),
         lambda: similar(pp, "sanet_safin", "sanet", "style_loss"))
     add("The wavelet base network with SAFIN preserves content better than SANet (LPIPS to content)",
-        "§1, §3.3, Fig. 3", lambda: better(pp, "safin", "sanet", "lpips"))
-    add("… and better than AdaIN (LPIPS to content)", "§3.3", lambda: better(pp, "safin", "adain", "lpips"))
-    add("… and better than WCT (SSIM to content)", "§3.3", lambda: better(pp, "safin", "wct", "ssim"))
-    add("Self-attention transfers style better than FIN alone (style loss)", "§4.2.1, Fig. 6",
+        "§1, §3.3, Fig. 3", ("safin", "sanet"), lambda: better(pp, "safin", "sanet", "lpips"))
+    add("… and better than AdaIN (LPIPS to content)", "§3.3", ("safin", "adain"),
+        lambda: better(pp, "safin", "adain", "lpips"))
+    add("… and better than WCT (SSIM to content)", "§3.3", ("safin", "wct"), lambda: better(pp, "safin", "wct", "ssim"))
+    add("Self-attention transfers style better than FIN alone (style loss)", "§4.2.1, Fig. 6", ("safin", "safin_fin"),
         lambda: better(pp, "safin", "safin_fin", "style_loss"))
 
     def study(question: str, label: str):
@@ -284,6 +299,13 @@ def check_claims(per_pair_csv: Path, train_dir: Path, survey_json: Path | None =
             return verdict, text, shares
         return fn
 
-    add("Users prefer SAFIN's stylization", "§4.3, Fig. 7", study("best_stylization", "vote shares"))
-    add("SAFIN has the fewest artifacts in the user study", "§4.3, Fig. 7", study("fewest_artifacts", "vote shares"))
+    def study_methods():  # the methods the study shows: a collapsed one among them spoils the vote shares
+        if survey_json is None or not Path(survey_json).exists():
+            return []
+        doc = json.loads(Path(survey_json).read_text())
+        return sorted({m for q in (doc.get("shares") or {}).values() for m in q if not m.startswith("_")})
+
+    add("Users prefer SAFIN's stylization", "§4.3, Fig. 7", study_methods, study("best_stylization", "vote shares"))
+    add("SAFIN has the fewest artifacts in the user study", "§4.3, Fig. 7", study_methods,
+        study("fewest_artifacts", "vote shares"))
     return out

@@ -15,6 +15,8 @@ import torch
 from safin.blocks.encoder import TAPS_1_TO_4, TAPS_1_TO_5
 from safin.io.weights import load_state_dict
 
+from .degenerate import output_measures
+
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +64,7 @@ def lpips(a: torch.Tensor, b: torch.Tensor, *, random_trunk: bool = False) -> to
 
 #: direction of each metric: -1 = lower is better, +1 = higher is better
 DIRECTION = {"content_loss": -1, "content_loss_euclid": -1, "style_loss": -1, "gram_loss": -1, "lpips": -1,
-             "lpips_gray": -1, "ssim": 1, "hist_chi2": -1, "cfsd": -1, "hist_hellinger": -1}
+             "lpips_gray": -1, "ssim": 1, "hist_chi2": -1, "cfsd": -1, "hist_hellinger": -1, "edge_corr": 1}
 
 DESCRIPTION = {
     "content_loss": "MSE of normalised-VGG-19 relu4_1 features, output vs content (SAFIN code; paper: Euclidean)",
@@ -77,6 +79,8 @@ DESCRIPTION = {
     "cfsd": "CFSD (StyleID, CVPR 2024): KL(content || output) of the relu3_1 patch self-similarities (softmax of "
             "F.F^T / C^2), summed over positions; torchvision's ImageNet VGG-19, images at their own size "
             "(summary.json's cfsd_network says which network, and whether it is comparable with published CFSD)",
+    "edge_corr": "structure: Pearson correlation of the Sobel gradient magnitudes of the grey output and content "
+                 "(0 when either is flat); below 0.05 on average the method is degenerate (evaluation/degenerate.py)",
     "hist_hellinger": "HistoGAN RGB-uv histogram (64 bins, inverse-quadratic kernel sigma 0.02, resized to 256x256 only "
                       "when larger), Hellinger distance, output vs style",
 }
@@ -218,4 +222,5 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, style: torch.Tenso
         row["cfsd"] = _cfsd.cfsd(cfsd_network, output, content, fc.get("cfsd"))
     row["hist_hellinger"] = hellinger(rgb_uv_histogram(output),
                                       fs["rgb_uv"] if "rgb_uv" in fs else rgb_uv_histogram(style))
+    row.update(output_measures(output, content))  # edge_corr (a metric) and output_std (degeneracy only)
     return row

@@ -150,12 +150,15 @@ def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: 
     if reference.get("training") and train_dir is not None:
         rows += compare_training(reference["training"], read_trajectories(train_dir, reference["training"]), tolerances)
     bad = failed(rows)
+    collapsed = current.get("degenerate") or {}  # a collapsed model fails whatever its numbers (evaluation/degenerate.py)
     text = table(rows) + f"\n\n{len(rows)} checks, {len(bad)} failing"
+    if collapsed:
+        text += "".join(f"\nFAILED {m}: degenerate outputs ({why})" for m, why in collapsed.items())
     ungated = not_gated(reference, current)
     if ungated:
         text += (f"\nnot gated: {', '.join(ungated)} (no reference in {reference_path}; "
                  "`safin regression --update` on a trusted run adds them)")
-    return (1 if bad else 0), text
+    return (1 if bad or collapsed else 0), text
 
 
 def not_gated(reference: dict, current: dict) -> list[str]:

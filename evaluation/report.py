@@ -124,8 +124,9 @@ def metrics_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
         return label + (" (not comparable with published CFSD)" if m == "cfsd" and not comparable else "")
     header = ["method"] + [head(m) for m in metrics]
     rows = []
+    degenerate = summary.get("degenerate") or {}
     for method, vals in summary["metrics"].items():
-        rows.append([method] + [f"{_fmt(vals[m]['mean'])} [{_fmt(vals[m]['ci95'][0])}, {_fmt(vals[m]['ci95'][1])}]"
+        rows.append([method + (" — DEGENERATE, not judged" if method in degenerate else "")] + [f"{_fmt(vals[m]['mean'])} [{_fmt(vals[m]['ci95'][0])}, {_fmt(vals[m]['ci95'][1])}]"
                                 for m in metrics])
     return header, rows
 
@@ -143,6 +144,15 @@ def protocol_note(summary: dict) -> str:
         text += (f" CFSD network: {net['network']}" + (f" ({net.get('from', '')}; sha256 {str(net.get('sha256', '?'))[:16]}…)."
                                                         if net.get("comparable") else f". {net['note']}."))
     return text + precision_note(summary)
+
+
+def degenerate_note(summary: dict) -> str:
+    """Name every method whose outputs are degenerate (evaluation/degenerate.py), and why: never judged."""
+    bad = summary.get("degenerate") or {}
+    if not bad:
+        return ""
+    return (" DEGENERATE outputs, never judged (its claims say 'not evaluated'): "
+            + "; ".join(f"{m}: {why}" for m, why in bad.items()) + ".")
 
 
 def precision_note(summary: dict) -> str:
@@ -196,6 +206,30 @@ def artfid_section(summary: dict) -> tuple[str, list[list[str]]]:
     return text, rows
 
 
+VERIFY_HEADER = ["method", "the authors' own outputs", "verdict", "worst PSNR as their JPEG", "judged images"]
+
+
+def verify_rows(train_dir: Path, methods) -> list[list[str]]:
+    """Per imported release: ``safin verify-release``'s result as ``train@METHOD`` recorded it."""
+    rows = []
+    for method in methods:
+        f = Path(train_dir) / method / "summary.json"
+        t = json.loads(f.read_text()) if f.exists() else {}
+        if t.get("origin") != "authors' release":
+            continue
+        v = t.get("verify_release")
+        if not v:
+            rows.append([method, "—", "not run (pretrained.verify: false)", "—", "—"])
+        elif not v.get("ran"):
+            rows.append([method, "—", f"not run: {v.get('why', '?')}", "—", "—"])
+        else:
+            verdict = (f"PASS (every judged image ≥ {v['threshold_db']} dB)" if v["passed"] else
+                       f"FAIL: below {v['threshold_db']} dB — this import does not give the authors' outputs")
+            rows.append([method, f"{v['repo']}@{str(v['commit'])[:7]} ({v['written_by']})", verdict,
+                         f"{v['worst_psnr_jpeg_db']} dB", f"{v['judged']} of {len(v['images'])}"])
+    return rows
+
+
 def _md_table(header, rows) -> str:
     def cell(c) -> str:  # a "|" inside a cell (e.g. "KL(p || q)") would split it
         return str(c).replace("|", "\\|")
@@ -241,8 +275,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     enc = summary.get("encoder") or {}
     setup.append(["metrics' encoder", f"{enc.get('name', 'normalised')}: {enc.get('source', 'not recorded')}"])
     claims_on = "; ".join(f"{r[0]}: {r[1]}" for r in train_rows)
+    verify_table = verify_rows(Path(train_dir), params["train"]["methods"])
     m_header, m_rows = metrics_rows(summary)
-    metrics_note = protocol_note(summary)
+    metrics_note = protocol_note(summary) + degenerate_note(summary)
     artfid_note, artfid_rows = artfid_section(summary)
     from . import published
 
@@ -313,7 +348,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
                "training": "outputs/train/METHOD/summary.json", "speed": "metrics/speed.json",
                "study": "outputs/survey/tally.json (headline numbers: metrics/survey.json)",
                "methods": "outputs/methods/METHOD.json (stage check_methods)"}
-    captions = [(fig, caption(fig)) for fig in figures]
+    grid_warning = degenerate_note(summary).strip()
+    captions = [(fig, caption(fig) + (f" {grid_warning}" if grid_warning and Path(fig).parent == Path(params["stylize"]["grids"])
+                                      else "")) for fig in figures]
     md = [f"# SAFIN reproduction report — profile `{profile}`", "",
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## The paper's claims", f"Models: {claims_on}.", "", _md_table(claim_header, claim_rows), "",
@@ -330,6 +367,10 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           "## Methods", _md_table(["method", "label", "source", "class"], method_rows), "",
           f"_Source: {sources['methods']}._", "",
           "## Training", _md_table(TRAIN_HEADER, train_rows), "", f"_Source: {sources['training']}._", "",
+          *(["## The authors' releases against their own outputs",
+             "Our import of each release run on the inputs whose outputs the authors committed, with the settings of "
+             "the code that wrote them, in float32 (`safin verify-release`; docs/data-and-weights.md).", "",
+             _md_table(VERIFY_HEADER, verify_table), ""] if verify_table else []),
           "## Speed", speed_note, "", _md_table(speed_header, speed_rows) if speed_rows else "",
           f"_Source: {sources['speed']}._", "",
           "## User study", study_note, "", f"_Source: {sources['study']}._", "",
@@ -347,6 +388,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     page = TEMPLATES.get_template("report.html").render(
         profile=profile, scale_note=SCALE_NOTE.get(profile, ""), setup=setup, method_rows=method_rows,
         train_rows=train_rows, train_header=TRAIN_HEADER, claims_on=claims_on,
+        verify_rows=verify_table, verify_header=VERIFY_HEADER,
         metrics_header=m_header, metrics_rows=m_rows, metrics_note=metrics_note, artfid_note=artfid_note, artfid_rows=artfid_rows,
         artfid_header=ARTFID_HEADER, published_sections=published_sections, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,

@@ -12,7 +12,7 @@ import numpy as np
 
 from tqdm import tqdm
 
-from evaluation import cfsd as cfsd_metric, protocols
+from evaluation import cfsd as cfsd_metric, degenerate as degenerate_outputs, protocols
 from evaluation.metrics import DESCRIPTION, DIRECTION, features, pair_metrics, rgb_uv_histogram
 from evaluation.statistics import bootstrap_ci
 from safin.io.images import load_image
@@ -101,11 +101,17 @@ def evaluate(params: dict) -> dict:
     artfid_doc = art.summarise(rows, summary, n_pairs, int(e["bootstrap"]), int(e["seed"]))
     for name, why in skipped.items():
         print(f"{name}: {why}")
+    records = stylize_precision(stylized, s["methods"])
+    nonfinite = {m: r.get("nonfinite_pairs") or [] for m, r in records.items()}
+    degenerate = degenerate_outputs.judge(rows, nonfinite)
+    for name, why in degenerate.items():
+        print(f"{name}: DEGENERATE outputs, never judged: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
            "protocol": {"name": protocol.name, "source": protocol.source, "description": protocol.description},
            "evaluation_set": evaluation_set(params, n_pairs),
            "cfsd_network": cfsd_identity,
-           "stylize_precision": stylize_precision(stylized, summary),
+           "stylize_precision": records,
+           "degenerate": degenerate, "health": degenerate_outputs.health(rows, nonfinite),
            "metrics": summary, "skipped": skipped, "artfid": artfid_doc,
            "seeds": seeds_doc,
            "definitions": {k: v for k, v in DESCRIPTION.items() if k in rows[0]}, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}

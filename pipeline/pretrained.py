@@ -60,8 +60,25 @@ def import_release(params: dict[str, Any], method: str) -> dict:
                  files=provenance, encoder=encoder)
     summary = {"method": method, "origin": "authors' release", "release": rel.what, "page": rel.page,
                "iterations": 0, "files": provenance, "encoder": encoder, "weights": str(out / "weights.pt")}
+    if (params.get("pretrained") or {}).get("verify", True):
+        summary["verify_release"] = verify_summary(method, model)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     for name, f in files.items():
         print(f"{method}: {name} from {f['from']}\n  sha256 {f['sha256']} ({f['checksum']})")
     print(f"{method}: the authors' weights ({rel.what}) with {encoder['source']} -> {out / 'weights.pt'}")
     return summary
+
+
+def verify_summary(method: str, model) -> dict:
+    """:func:`pipeline.verify_release.verify` on the imported model, kept short for ``summary.json``; a check that
+    cannot run (no committed outputs, offline) is recorded with its one line, not raised: the import stands."""
+    from .verify_release import VerifyError, verify
+
+    try:
+        doc = verify(method, model=model)
+    except VerifyError as e:
+        return {"ran": False, "why": str(e)}
+    keep = ("output", "psnr_db", "psnr_jpeg_db", "max_abs_255", "judged", "passed")
+    return {"ran": True, **{k: doc[k] for k in ("passed", "judged", "worst_psnr_jpeg_db", "threshold_db", "repo",
+                                                "commit", "written_by")},
+            "images": [{k: r[k] for k in keep} for r in doc["images"]]}

@@ -5,7 +5,8 @@ the lists equal what this module derives, so a new import shows up as a failing 
 paste, and an edit to a file a stage does not import never makes it stale. ``python -m pipeline.stage_deps``
 prints the lists.
 
-- ``train@METHOD``: ``pipeline/train.py``, the import of an authors' release (``pipeline/pretrained.py``,
+- ``train@METHOD``: ``pipeline/train.py``, the import of an authors' release (``pipeline/pretrained.py``, its check
+  ``pipeline/verify_release.py``,
   ``safin/io/releases.py``: the profile pretrained's train@METHOD) and the code that can change any method's training
   arithmetic (:func:`safin.training.code.training_modules`), not the downloader, the survey or the
   CLI. The trainer's checkpoint fingerprint narrows it further, per method: a stage made stale by
@@ -51,7 +52,8 @@ def _files(modules) -> list[str]:
 def train_deps() -> list[str]:
     import baselines
 
-    mods = {"pipeline.train", "pipeline.pretrained", "pipeline.method_info", "safin.io.releases"}  # + imports of releases
+    mods = {"pipeline.train", "pipeline.pretrained", "pipeline.verify_release", "pipeline.method_info",
+            "safin.io.releases"}  # + imports of releases
     for name in baselines.METHOD_NAMES:
         mods |= set(training_modules(baselines.METHODS[name].__module__))
     return _files(mods)

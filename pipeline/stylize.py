@@ -216,15 +216,17 @@ def stylize_method(params: dict, method: str, loaded: list | None = None) -> lis
         reference = None  # the float32 path beside a bf16 one: its deviation is measured on these very pairs
         if model.compute_dtype != torch.float32 and model.compute_dtype != torch.float64:
             reference = build_model(method, checkpoint=str(weights), device=s.get("device", "auto"), precision="fp32")
-        cache, ref_cache, diffs = {}, {}, []
+        cache, ref_cache, diffs, nonfinite = {}, {}, [], []
         for i, (content, style) in enumerate(tqdm(loaded, desc=f"stylize {label}", unit="pair")):
             with torch.inference_mode():
                 img = model(content.to(device), on_device[id(style)], alpha=alpha, style_cache=cache)
+                if not torch.isfinite(img).all():  # saved as 0 where NaN: evaluate must know (degenerate outputs)
+                    nonfinite.append(i)
                 if reference is not None:
                     ref = reference(content.to(device), on_device[id(style)], alpha=alpha, style_cache=ref_cache)
                     diffs.append((to_8bit(img) - to_8bit(ref)).abs())
             written.append(save_image(img, folder / f"{i:02d}.png"))
-        written.append(write_precision_record(folder, precision, model, diffs))
+        written.append(write_precision_record(folder, precision, model, diffs, nonfinite))
     return written
 
 
@@ -233,12 +235,14 @@ def to_8bit(img: torch.Tensor) -> torch.Tensor:
     return img.detach().double().clamp(0, 1).mul(255).round()
 
 
-def write_precision_record(folder: Path, precision: str, model: StyleTransfer, diffs: list[torch.Tensor]) -> Path:
+def write_precision_record(folder: Path, precision: str, model: StyleTransfer, diffs: list[torch.Tensor],
+                           nonfinite: list[int] | None = None) -> Path:
     """``folder/precision.json``: the precision the outputs were computed in and, when it is not float32, their
-    measured difference from the float32 path on the same pairs (0..255: mean, largest, pairs)."""
+    measured difference from the float32 path on the same pairs (0..255: mean, largest, pairs); and the pairs
+    whose output held non-finite values (``nonfinite_pairs``: evaluation.degenerate)."""
     dtype = str(model.compute_dtype).removeprefix("torch.")
     doc: dict = {"requested": precision, "compute_dtype": dtype, "device": str(next(model.parameters()).device),
-                 "authors_precision": dtype in ("float32", "float64")}
+                 "authors_precision": dtype in ("float32", "float64"), "nonfinite_pairs": list(nonfinite or [])}
     if diffs:
         doc["deviation_from_float32"] = {
             "mean_abs_255": round(float(torch.stack([d.mean() for d in diffs]).mean()), 4),

@@ -148,3 +148,34 @@ def test_pytorchwcts_2017_loader_resizes_as_it_did():
         assert np.array_equal((s[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), want)
         c, s = vr.inputs(ev, paths["c512"], paths["s"])
         assert c.shape[-2:] == (512, 400) and s.shape[-2:] == (100, 90)
+
+
+def test_the_import_records_the_check_and_the_report_shows_it(tmp_path, monkeypatch):
+    """train@METHOD of the pretrained profile keeps the check's result (or why it did not run) in summary.json, and
+    the report's section says PASS, FAIL or why not, per imported release."""
+    import json
+
+    from evaluation.report import verify_rows
+    from pipeline import pretrained
+
+    monkeypatch.setenv("SAFIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SAFIN_OFFLINE", "1")
+    assert pretrained.verify_summary("adain", None) == {"ran": False, "why": "verify-release adain: "
+                                                        + vr.NO_EVIDENCE["adain"]}
+    off = pretrained.verify_summary("wct", None)
+    assert not off["ran"] and "SAFIN_OFFLINE=1" in off["why"]
+    good = {"ran": True, "passed": True, "judged": 11, "worst_psnr_jpeg_db": 47.3, "threshold_db": 40.0,
+            "repo": "GlebSBrykin/SANET", "commit": "2dfec142", "written_by": "Eval.py", "images": [{}] * 22}
+    bad = dict(good, passed=False, worst_psnr_jpeg_db=21.0)
+    for m, v in (("sanet", good), ("wct", bad), ("adain", off), ("safin", None)):
+        (tmp_path / "train" / m).mkdir(parents=True)
+        doc = {"origin": "authors' release", **({"verify_release": v} if v else {})}
+        (tmp_path / "train" / m / "summary.json").write_text(json.dumps(doc))
+    (tmp_path / "train" / "safin_fin").mkdir()
+    (tmp_path / "train" / "safin_fin" / "summary.json").write_text(json.dumps({"iterations": 10}))
+    rows = {r[0]: r for r in verify_rows(tmp_path / "train", ["sanet", "wct", "adain", "safin", "safin_fin"])}
+    assert set(rows) == {"sanet", "wct", "adain", "safin"}  # trained here: nothing to check against
+    assert rows["sanet"][2].startswith("PASS") and rows["sanet"][3:] == ["47.3 dB", "11 of 22"]
+    assert rows["wct"][2].startswith("FAIL: below 40.0 dB")
+    assert rows["adain"][2].startswith("not run: verify-release wct: needs") and "SAFIN_OFFLINE=1" in rows["adain"][2]
+    assert rows["safin"][2] == "not run (pretrained.verify: false)"

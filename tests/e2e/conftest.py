@@ -176,37 +176,58 @@ def _ci_run(tmp: Path, environ: dict, cache: Path) -> dict:
             "isa_settings": settings}
 
 
-#: makes every process of a run see the stand-in files of StyleID's set in place of the real ones' pins: the
-#: pipeline's own code then fetches and checks them from the stand-in server exactly as it would the real set
+#: makes every process of a run see the stand-in files of StyleID's set in place of the real ones' pins, and the
+#: stand-in evidence of ``safin verify-release`` (inputs and "the authors' outputs" made by the restated reference
+#: forward pass) in place of the real repositories': the pipeline's own code then fetches and checks them from the
+#: stand-in server exactly as it would the real files
 STANDIN_SET_HOOK = """\
 import dataclasses, importlib.abc, importlib.util, sys
 
 FILES = {files!r}
+EVIDENCE = {evidence!r}
+PATCH = {{"safin.io.benchmark_sets", "pipeline.verify_release"}}
 
 
-class _StandInSet(importlib.abc.MetaPathFinder):
+def _patch(module):
+    if module.__name__ == "safin.io.benchmark_sets":
+        module.SETS["styleid"] = dataclasses.replace(module.SETS["styleid"], files=FILES)
+    else:
+        for method, ev in EVIDENCE.items():
+            cases = tuple(module.Case(*c) for c in ev["cases"])
+            module.EVIDENCE[method] = dataclasses.replace(module.EVIDENCE[method], files=ev["files"], cases=cases,
+                                                          resize=ev["resize"])
+
+
+class _StandIns(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "safin.io.benchmark_sets":
+        if name not in PATCH:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        PATCH.discard(name)
+        sys.meta_path.remove(self)  # the real finders find it; this one stays only for what is left to patch
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            if PATCH:
+                sys.meta_path.insert(0, self)
         run = spec.loader.exec_module
 
         def exec_module(module):
             run(module)
-            module.SETS["styleid"] = dataclasses.replace(module.SETS["styleid"], files=FILES)
+            _patch(module)
 
         spec.loader.exec_module = exec_module
         return spec
 
 
-sys.meta_path.insert(0, _StandInSet())
+sys.meta_path.insert(0, _StandIns())
 """
 
 
-def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style: int = 3) -> Path:
+def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style: int = 3,
+                      evidence: dict | None = None) -> Path:
     """Stand-ins for StyleID's set on ``server`` at the set's canonical URLs (``data/cnt/NN.png``, ``data/sty/NN.png``:
-    real sample photos, 96 × 80), and a folder holding the ``sitecustomize`` that swaps the set's pins for theirs."""
+    real sample photos, 96 × 80), and a folder holding the ``sitecustomize`` that swaps the set's pins for theirs
+    (and ``evidence``'s for verify-release's: method -> {"files", "cases", "resize"})."""
     import hashlib
 
     from PIL import Image
@@ -228,7 +249,7 @@ def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style
             files.append((rel, hashlib.sha256(data).hexdigest(), len(data)))
     site = tmp / "standin-site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(STANDIN_SET_HOOK.format(files=tuple(files)))
+    (site / "sitecustomize.py").write_text(STANDIN_SET_HOOK.format(files=tuple(files), evidence=evidence or {}))
     return site
 
 
@@ -248,7 +269,13 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     bethge = REGISTRY["vgg19_normalised"].sources[0]  # the first source of the encoder asset: bethgelab's
     server.files[mirror_name(bethge.url)] = (tmp / "src_adain" / "vgg_normalised.pth").read_bytes()
     server.files[mirror_name(CKPT_URL)] = write_art_inception_stand_in(tmp / "art_inception.pth").read_bytes()
-    site = serve_styleid_set(server, tmp)
+    from ..test_verify_release import stand_in
+
+    evidence = {}
+    for m in ("sanet", "wct"):  # the outputs the authors committed, made by the restated reference on these files
+        ev = stand_in(m, released[m], tmp / f"src_{m}", server, tmp)
+        evidence[m] = {"files": ev.files, "cases": [(c.content, c.style, c.output) for c in ev.cases], "resize": ev.resize}
+    site = serve_styleid_set(server, tmp, evidence=evidence)
     cache = tmp / "cache"
     (cache / "weights").mkdir(parents=True)
     for name in ("vgg19", "alexnet"):  # the offline assets, as a user's cache holds them
