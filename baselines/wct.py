@@ -88,6 +88,15 @@ class WCT(StyleTransfer):
             x = self.decoders[str(k)](alpha * csf + (1.0 - alpha) * cf)
         return x
 
+    def health_outputs(self, content, style):
+        """The stylized output and each level's decoder on its own level's features of the content (what it is
+        trained to reconstruct): one dead level flattens the whole cascade after it."""
+        out = {"output": self(content, style)}
+        feats = self.encoder(content, TAPS_1_TO_5)
+        for k in (1, 2, 3, 4, 5):
+            out[f"decoder{k}"] = self.decoders[str(k)](feats[f"relu{k}_1"])
+        return out
+
     def losses(self, content, style=None):
         with torch.no_grad():
             feats = self.encoder(content, TAPS_1_TO_5)

@@ -2,7 +2,8 @@
 
 Two measures per output, against its content (:func:`output_measures`, called per pair by ``evaluate``):
 
-- ``output_std``: the standard deviation of the output's pixel values (0..1, every channel). An output is *flat*
+- ``output_std``: the standard deviation of the output's pixel values over the image (0..1; the largest of the
+  three channels': an image of one colour has 0, whatever the colour). An output is *flat*
   below :data:`FLAT_STD` = 0.02 (about 5/255): what the eye sees as one colour; a photograph or a painting has
   0.1–0.3, and the collapsed WCT of the issue that asked for this had 0.
 - ``edge_corr`` (higher is better, a metric column): the Pearson correlation of the Sobel gradient magnitudes of
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-FLAT_STD = 0.02
+import torch
+
+from safin.training.health import FLAT_STD, spatial_sd  # one definition of "flat", in training and here
+
 EDGE_MIN = 0.05
 FLAT_SHARE = 0.5
 LUMA = (0.299, 0.587, 0.114)
@@ -50,8 +54,8 @@ def edge_correlation(output, content) -> float:
 
 
 def output_measures(output, content) -> dict[str, float]:
-    a = output.detach().cpu().double() if hasattr(output, "detach") else np.asarray(output, dtype=np.float64)
-    return {"edge_corr": edge_correlation(output, content), "output_std": float(a.std())}
+    out = output if hasattr(output, "detach") else torch.as_tensor(np.asarray(output, dtype=np.float64))
+    return {"edge_corr": edge_correlation(output, content), "output_std": float(spatial_sd(out)[0])}
 
 
 def judge(rows: list[dict], nonfinite: dict[str, list[int]] | None = None) -> dict[str, str]:

@@ -183,6 +183,11 @@ class StyleTransfer(nn.Module):
                         m.forward = full_precision(type(m).forward.__get__(m))
         return self
 
+    def health_outputs(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The images whose flatness tells a collapsed model (:mod:`safin.training.health`): the stylized output;
+        a method with several decoders adds each one's."""
+        return {"output": self(content, style)}
+
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 

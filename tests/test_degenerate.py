@@ -154,6 +154,36 @@ def test_the_report_marks_it_and_the_gate_fails_it(collapsed_run, tmp_path):
     assert text.count("not evaluated: degenerate outputs of wct") >= 1
     caption = [line for line in text.splitlines() if "Evaluation pairs, page 1" in line]
     assert caption and "DEGENERATE outputs" in caption[0]
-    # the gate: against itself every number matches, and still the collapsed methods fail
-    code, out = gate(tmp / "metrics" / "summary.json", tmp / "metrics" / "summary.json", {})
+    # the gate: a reference where they worked, the same numbers now with their outputs collapsed: they fail
+    healthy = json.loads((tmp / "metrics" / "summary.json").read_text())
+    healthy["degenerate"] = {}
+    (tmp_path / "reference.json").write_text(json.dumps(healthy))
+    code, out = gate(tmp_path / "reference.json", tmp / "metrics" / "summary.json", {})
     assert code == 1 and "FAILED wct: degenerate outputs" in out and "FAILED sanet: degenerate outputs" in out
+    # against a reference that already recorded them degenerate (the ci profile's barely trained models): said, and
+    # the numbers still gated
+    code, out = gate(tmp / "metrics" / "summary.json", tmp / "metrics" / "summary.json", {})
+    assert code == 0 and "FAILED" not in out and "degenerate as in the reference (numbers gated, never judged): wct" in out
+
+
+def test_training_notices_a_decoder_gone_flat(caplog):
+    """The end-of-run probe: WCT's level-5 decoder made dead (its last layer zeroed, as a dead ReLU stack leaves it:
+    one colour) is named flat in the log and the summary's health, and so is the whole cascade's output after it;
+    level 1 (one convolution of relu1_1) is not."""
+    import logging
+
+    import baselines
+    from safin.training import health
+
+    torch.manual_seed(0)
+    m = baselines.build("wct", encoder_weights="random")
+    last5 = [mod for mod in m.decoders["5"] if isinstance(mod, torch.nn.Conv2d)][-1]
+    torch.nn.init.zeros_(last5.weight)
+    gen = torch.Generator().manual_seed(1)
+    c, s = torch.rand(2, 3, 64, 64, generator=gen), torch.rand(2, 3, 64, 64, generator=gen)
+    with caplog.at_level(logging.WARNING):
+        h = health.probe(m.train(), c, s)
+    assert m.training  # its mode is given back
+    assert h["outputs"]["decoder5"] == 0.0 and {"decoder5", "output"} <= set(h["flat"])
+    assert h["outputs"]["decoder1"] >= health.FLAT_STD and "decoder1" not in h["flat"]
+    assert "WCT: decoder5 is flat" in caplog.text

@@ -43,7 +43,7 @@ from safin.methods import METHODS, StyleTransfer, resolve_device, save_weights, 
 from safin.runtime import cpu_isa
 from safin.runtime.cpu_isa import portable_init
 from safin.runtime.precision import autocast, resolve_channels_last, resolve_precision
-from safin.training import checkpoints
+from safin.training import checkpoints, health
 from safin.training.config import TrainConfig
 from safin.training.data import PairStream, PositionSampler, list_training_images, training_loader
 
@@ -99,6 +99,7 @@ class Trainer:
         self.start = 0
         self.iteration = 0
         self.done = 0
+        self.probe_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last: dict[str, float] = {}
         self.pending = None  # (iteration, loss names, loss values on the device, lr) not yet logged
         self.live = None
@@ -241,6 +242,8 @@ class Trainer:
         style = style.to(self.device, non_blocking=True)
         if self.compute_dtype == torch.float64:
             content, style = content.double(), style.double()
+        if self.probe_batch is None:  # the run's first batch: the end-of-run health probe's images
+            self.probe_batch = (content[:4].clone(), style[:4].clone())
         if self.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
             style = style.contiguous(memory_format=torch.channels_last)
@@ -360,9 +363,14 @@ class Trainer:
                    "origin": "trained", "encoder": self.encoder_identity()}
         if self.resumed_despite:
             summary["resumed_despite"] = self.resumed_despite
+        if self.probe_batch is not None and self.rank == 0:  # does the trained model still draw anything?
+            summary["health"] = health.probe(self.model, *self.probe_batch)
         previous = out / "summary.json"
-        if not done and previous.exists():  # nothing left to train: keep the throughput measured before
-            summary["images_per_s"] = json.loads(previous.read_text()).get("images_per_s")
+        if not done and previous.exists():  # nothing left to train: keep the throughput (and health) measured before
+            before = json.loads(previous.read_text())
+            summary["images_per_s"] = before.get("images_per_s")
+            if "health" in before and "health" not in summary:
+                summary["health"] = before["health"]
         if self.rank == 0:
             save_weights(self.model, out / "weights.pt", iteration=self.iteration, config=dataclasses.asdict(cfg))
             atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
