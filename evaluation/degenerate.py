@@ -25,7 +25,7 @@ import numpy as np
 
 import torch
 
-from safin.training.health import FLAT_STD, spatial_sd  # one definition of "flat", in training and here
+from safin.blocks.statistics import FLAT_STD, spatial_sd  # one definition of "flat", in training and here
 
 EDGE_MIN = 0.05
 FLAT_SHARE = 0.5

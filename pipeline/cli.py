@@ -128,8 +128,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"safin train: {e}", file=sys.stderr)
         return 2
     try:
+        options = {"max_iter": args.max_iter, "device": args.device, "out_dir": args.out_dir}
+        # an option not given leaves a --set of the same key alone (it used to override it with None: dropped)
         run(load_params(args.params), args.method, only_seed=args.seed,
-            **{**settings, "max_iter": args.max_iter, "device": args.device, "out_dir": args.out_dir,
+            **{**settings, **{k: v for k, v in options.items() if v is not None},
                "progress": not args.no_progress, "on_mismatch": args.on_mismatch})
     except KeyboardInterrupt:
         print("training interrupted; the checkpoint is saved: rerun the same command to resume", file=sys.stderr)

@@ -45,6 +45,7 @@ def config_from_params(params: dict[str, Any], method: str, **overrides) -> Trai
         raise ValueError(f"method {method!r} is not in train.methods {t['methods']}")
     per_method = dict(t.get("method_overrides", {}).get(method) or {})
     trainer = {k: per_method.pop(k) for k in list(per_method) if k in TRAINER_KEYS}
+    trainer = {k: v for k, v in trainer.items() if v is not None}  # null: the train.* value
     data_out = Path(params["data"]["out"])
     cfg = dict(
         method=method, content_dir=str(data_out / "content"), style_dir=str(data_out / "style"),

@@ -91,6 +91,19 @@ def test_train_set_parses_yaml_values_and_refuses_unknown_keys():
         parse_settings(["method=wct"])
 
 
+def test_train_set_max_iter_is_not_dropped_by_the_absent_option(monkeypatch):
+    """``--set max_iter=150`` without ``--max-iter`` reached the trainer as None (then the profile's 600)."""
+    import pipeline.train
+    from pipeline.cli import main
+
+    seen = {}
+    monkeypatch.setattr(pipeline.train, "run", lambda params, method, **kw: seen.update(kw) or {})
+    assert main(["train", "--method", "wct", "--set", "max_iter=150", "--set", "device=cpu"]) == 0
+    assert seen["max_iter"] == 150 and seen["device"] == "cpu"
+    assert main(["train", "--method", "wct", "--set", "max_iter=150", "--max-iter", "7"]) == 0
+    assert seen["max_iter"] == 7  # the option, when given, wins
+
+
 def test_train_with_a_bad_setting_is_a_clear_error_before_any_work():
     res = run("train", "--method", "adain", "--set", "colour=red")
     assert res.returncode == 2 and "'colour' is not a trainer setting" in res.stderr

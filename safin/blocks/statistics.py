@@ -34,3 +34,16 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch
     c_mean, c_std = calc_mean_std(content, eps)
     s_mean, s_std = calc_mean_std(style, eps)
     return (content - c_mean) / c_std * s_std + s_mean
+
+
+#: pixel standard deviation (0..1) below which an image is seen as one colour (about 5/255): a collapsed model's
+#: output (safin.training.health at the end of training, evaluation.degenerate on the evaluation outputs)
+FLAT_STD = 0.02
+
+
+def spatial_sd(images: torch.Tensor) -> torch.Tensor:
+    """Per image of a (B, C, H, W) batch (or one (C, H, W) image): the largest over the channels of the pixel SD over
+    the image: 0 for an image of one colour, whatever the colour."""
+    x = images.detach().double()
+    x = x[None] if x.dim() == 3 else x
+    return x.flatten(2).std(dim=2).amax(dim=1)

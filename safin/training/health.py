@@ -2,26 +2,18 @@
 demo's WCT level-5 decoder on 3 x 3 relu5_1 maps, issue 30) trains on without an error and silently flattens every
 image after it. At the end of a run the trainer passes one batch of its own training images through
 :meth:`StyleTransfer.health_outputs` (the stylized output; WCT: also each level's decoder on its own features) and
-records each output's smallest per-image pixel SD (the largest over the channels: a one-colour image has 0); below :data:`FLAT_STD` it is *flat*, said in the log and in
-``summary.json`` (``health``). ``evaluation.degenerate`` uses the same line on the evaluation outputs."""
+records each output's smallest per-image pixel SD (the largest over the channels: a one-colour image has 0);
+below ``FLAT_STD`` (:mod:`safin.blocks.statistics`) it is *flat*, said in the log and in ``summary.json``
+(``health``). ``evaluation.degenerate`` uses the same line on the evaluation outputs."""
 from __future__ import annotations
 
 import logging
 
 import torch
 
+from safin.blocks.statistics import FLAT_STD, spatial_sd
+
 log = logging.getLogger(__name__)
-
-#: pixel standard deviation (0..1) below which an image is seen as one colour (about 5/255)
-FLAT_STD = 0.02
-
-
-def spatial_sd(images: torch.Tensor) -> torch.Tensor:
-    """Per image of a (B, C, H, W) batch (or one (C, H, W) image): the largest over the channels of the pixel SD over
-    the image: 0 for an image of one colour, whatever the colour."""
-    x = images.detach().double()
-    x = x[None] if x.dim() == 3 else x
-    return x.flatten(2).std(dim=2).amax(dim=1)
 
 
 @torch.no_grad()
