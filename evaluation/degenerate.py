@@ -14,7 +14,7 @@ A method is **degenerate** (:func:`judge`) when any of its outputs held non-fini
 record), when at least half of its outputs are flat, or when its mean ``edge_corr`` is below :data:`EDGE_MIN` =
 0.05: outputs unrelated to their content. Measured (``tests/test_degenerate.py``, 10 sample pairs at 128 px):
 uniform noise in place of the output gives |edge_corr| ≤ 0.024, the content's grey in the style's colours
-above 0.9, and AdaIN with its decoder as initialised (iteration 0) is flat (pixel SD 0.011 on every pair). On the
+0.985 or more, and AdaIN with its decoder as initialised (iteration 0) is flat (pixel SD 0.011 on every pair). On the
 demo's trained models the issue measured 0.09 for the weakest method that still showed its content (SANet's
 soft blobs, AMD Zen 4) and 0.20–0.54 for the others. A degenerate method's numbers stay in the tables, marked; every claim that involves it says
 "not evaluated: degenerate outputs of METHOD"; the regression gate fails it.

@@ -154,11 +154,13 @@ def gate(reference_path: Path, current_path: Path, tolerances: dict, *, strict: 
     # the reference already recorded as degenerate (the ci profile's 4-step models) is said, its numbers still gated
     known = reference.get("degenerate") or {}
     now = current.get("degenerate") or {}
-    collapsed = {m: why for m, why in now.items() if m not in known}
+    collapsed = {m: why for m, why in now.items() if m not in known and m in reference.get("metrics", {})}
     text = table(rows) + f"\n\n{len(rows)} checks, {len(bad) + len(collapsed)} failing"
     text += "".join(f"\nFAILED {m}: degenerate outputs ({why})" for m, why in collapsed.items())
     text += "".join(f"\ndegenerate as in the reference (numbers gated, never judged): {m}: {why}"
                     for m, why in now.items() if m in known)
+    text += "".join(f"\ndegenerate, and not in the reference (not gated): {m}: {why}"
+                    for m, why in now.items() if m not in known and m not in reference.get("metrics", {}))
     ungated = not_gated(reference, current)
     if ungated:
         text += (f"\nnot gated: {', '.join(ungated)} (no reference in {reference_path}; "

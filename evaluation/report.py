@@ -223,8 +223,9 @@ def verify_rows(train_dir: Path, methods) -> list[list[str]]:
         elif not v.get("ran"):
             rows.append([method, "—", f"not run: {v.get('why', '?')}", "—", "—"])
         else:
-            verdict = (f"PASS (every judged image ≥ {v['threshold_db']} dB)" if v["passed"] else
-                       f"FAIL: below {v['threshold_db']} dB — this import does not give the authors' outputs")
+            verdict = {True: f"PASS (every judged image ≥ {v['threshold_db']} dB)",
+                       False: f"FAIL: below {v['threshold_db']} dB — this import does not give the authors' outputs",
+                       None: "not judged: no image of a size both networks run without padding"}[v["passed"]]
             rows.append([method, f"{v['repo']}@{str(v['commit'])[:7]} ({v['written_by']})", verdict,
                          f"{v['worst_psnr_jpeg_db']} dB", f"{v['judged']} of {len(v['images'])}"])
     return rows

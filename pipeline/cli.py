@@ -39,19 +39,26 @@ def _cmd_fetch_release(args: argparse.Namespace) -> int:
 
 def _cmd_verify_release(args: argparse.Namespace) -> int:
     from .params import load_params
-    from .pretrained import folder_for
-    from .verify_release import VerifyError, verify, write
+    from .pretrained import folder_for, load_release
+    from .verify_release import VerifyError, evidence_for, fetch_evidence, verify, write
+
+    from safin.io.releases import ReleaseError, record_loaded
+    from safin.methods import InputError
 
     params = load_params(args.params)
     folder = Path(args.folder) if args.folder else folder_for(params, args.method)
     try:
-        doc = verify(args.method, folder)
-    except VerifyError as e:
+        fetch_evidence(evidence_for(args.method))  # what it needs besides the release first: one line if it cannot
+        model, files = load_release(args.method, folder, record=False)
+        doc = verify(args.method, model=model)
+    except (VerifyError, ReleaseError, InputError) as e:  # the check could not run: not a failed check
         print(f"safin verify-release: {e}", file=sys.stderr)
         return 2
+    if doc["passed"]:  # a file is recorded as the release's only once it gave the authors' outputs
+        record_loaded(args.method, files)
     if args.out:
         print(f"written: {write(doc, Path(args.out))}")
-    return 0 if doc["passed"] else 1
+    return {True: 0, False: 1}.get(doc["passed"], 2)
 
 
 def _cmd_fetch_data(args: argparse.Namespace) -> int:
@@ -163,7 +170,8 @@ def _cmd_stylize_pairs(args: argparse.Namespace) -> int:
     if not args.method:  # everything, as the stages pairs + stylize@METHOD + grids do
         write_pair_inputs(params, loaded)
     for m in methods:
-        print(f"{len(stylize_method(params, m, loaded))} images in {Path(params['stylize']['out']) / m}")
+        written = stylize_method(params, m, loaded)
+        print(f"{sum(f.suffix == '.png' for f in written)} images in {Path(params['stylize']['out']) / m}")
     if not args.method:
         return _cmd_grids(args)
     return 0

@@ -103,7 +103,7 @@ def evaluate(params: dict) -> dict:
         print(f"{name}: {why}")
     records = stylize_precision(stylized, s["methods"])
     nonfinite = {m: r.get("nonfinite_pairs") or [] for m, r in records.items()}
-    degenerate = degenerate_outputs.judge(rows, nonfinite)
+    degenerate = judge_every_seed(stylized, s["methods"], seeded, main_seed, replicates)
     for name, why in degenerate.items():
         print(f"{name}: DEGENERATE outputs, never judged: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
@@ -117,6 +117,22 @@ def evaluate(params: dict) -> dict:
            "definitions": {k: v for k, v in DESCRIPTION.items() if k in rows[0]}, "lower_is_better": [m for m, d in DIRECTION.items() if d < 0]}
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def judge_every_seed(stylized: Path, methods, seeded: list[dict], main_seed, replicates: dict) -> dict[str, str]:
+    """``{method: why}`` for a method any of whose seeds' outputs are degenerate (evaluation/degenerate.py): the
+    claims bootstrap over every seed, so one collapsed replicate spoils them."""
+    out = {}
+    for m in methods:
+        for seed in [main_seed, *replicates.get(m, [])]:
+            folder = stylized / m if seed == main_seed else seed_folder(stylized, m, seed)
+            record = folder / "precision.json"
+            bad = (json.loads(record.read_text()).get("nonfinite_pairs") or []) if record.exists() else []
+            why = degenerate_outputs.judge([r for r in seeded if r["method"] == m and r["seed"] == seed], {m: bad}).get(m)
+            if why:
+                out[m] = why if seed == main_seed else f"seed {seed}: {why}"
+                break
+    return out
 
 
 def stylize_precision(stylized: Path, methods) -> dict:

@@ -29,16 +29,19 @@ def folder_for(params: dict[str, Any], method: str) -> Path | None:
     return Path(base).expanduser() / method if base else None
 
 
-def load_release(method: str, folder: Path | None):
+def load_release(method: str, folder: Path | None, *, record: bool = True):
     """(model, files): ``method``'s release fetched and checked (:func:`safin.io.releases.fetch_release`) and
     loaded by the method's own ``load_reference``; checksums seen for the first time are recorded only now, after
-    the load succeeded (a wrong file dropped into the folder is refused, never recorded as the right one)."""
+    the load succeeded (a wrong file dropped into the folder is refused, never recorded as the right one).
+    ``record=False``: left to the caller (:func:`import_release` records after ``verify-release`` passed: SANet's
+    decoder has AdaIN's keys, so AdaIN's file would load)."""
     import baselines
 
     files = fetch_release(method, folder)
     model = baselines.build(method, encoder_weights="random")  # the release's encoder replaces it
     model.load_reference(*[str(f["path"]) for f in files.values()])
-    record_loaded(method, files)
+    if record:
+        record_loaded(method, files)
     return model.eval(), files
 
 
@@ -48,7 +51,14 @@ def import_release(params: dict[str, Any], method: str) -> dict:
     from safin.methods import save_weights
 
     rel = release(method)
-    model, files = load_release(method, folder_for(params, method))
+    model, files = load_release(method, folder_for(params, method), record=False)
+    checked = verify_summary(method, model) if (params.get("pretrained") or {}).get("verify", True) else None
+    if checked is not None and checked.get("passed") is False:
+        for f in files.values():  # loaded, but not the authors' outputs: never recorded as the release's file
+            if f.pop("pending", False):
+                f["checksum"] = "not recorded: verify-release failed on it"
+    else:
+        record_loaded(method, files)
     out = Path(params["train"]["out"]) / method
     for sub in ("checkpoints", "live"):  # the stage's other outputs: nothing trained, nothing to resume
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -60,8 +70,8 @@ def import_release(params: dict[str, Any], method: str) -> dict:
                  files=provenance, encoder=encoder)
     summary = {"method": method, "origin": "authors' release", "release": rel.what, "page": rel.page,
                "iterations": 0, "files": provenance, "encoder": encoder, "weights": str(out / "weights.pt")}
-    if (params.get("pretrained") or {}).get("verify", True):
-        summary["verify_release"] = verify_summary(method, model)
+    if checked is not None:
+        summary["verify_release"] = checked
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     for name, f in files.items():
         print(f"{method}: {name} from {f['from']}\n  sha256 {f['sha256']} ({f['checksum']})")

@@ -74,11 +74,9 @@ def load_for_test(path: Path, size: int | None, mode: str, like: tuple[int, int]
 
 
 def image_hw(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
+    """(H, W) of an image file as it is read (EXIF orientation applied, as :func:`open_rgb` does)."""
+    w, h = open_rgb(path).size
+    return h, w
 
 
 def load_mask(path: Path, size: tuple[int, int], content_path: Path) -> torch.Tensor:

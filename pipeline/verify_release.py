@@ -239,16 +239,21 @@ def compare(ours: np.ndarray, theirs_path: Path, ev: Evidence) -> dict:
             "same_size": ours.shape[:2] == theirs.shape[:2]}
 
 
+def evidence_for(method: str) -> Evidence:
+    """The committed outputs of ``method``'s release, or :class:`VerifyError` saying why there are none."""
+    if method not in EVIDENCE:
+        raise VerifyError(f"verify-release {method}: " + NO_EVIDENCE.get(
+            method, f"no committed outputs of the authors' release are known (checks exist for {', '.join(EVIDENCE)})"))
+    return EVIDENCE[method]
+
+
 def verify(method: str, folder: Path | None = None, *, evidence: Evidence | None = None, model=None,
            progress=print) -> dict:
     """Run the check; returns ``{"method", "passed", "threshold_db", "images": [...], ...}``. ``model``: an
     already loaded release (else :func:`pipeline.pretrained.load_release` on ``folder``)."""
     import torch
 
-    ev = evidence or EVIDENCE.get(method)
-    if ev is None:
-        raise VerifyError(f"verify-release {method}: " + NO_EVIDENCE.get(
-            method, f"no committed outputs of the authors' release are known (checks exist for {', '.join(EVIDENCE)})"))
+    ev = evidence or evidence_for(method)
     files = fetch_evidence(ev)
     if model is None:
         from .pretrained import load_release
@@ -280,16 +285,28 @@ def verify(method: str, folder: Path | None = None, *, evidence: Evidence | None
         for name, value in saved.items():
             setattr(model, name, value)
     judged = [r for r in images if r["judged"]]
-    passed = bool(judged) and all(r["passed"] for r in judged)
-    worst = min((r["psnr_jpeg_db"] for r in judged), default=float("nan"))
+    passed = all(r["passed"] for r in judged) if judged else None  # None: nothing could be judged, no verdict
+    worst = min((r["psnr_jpeg_db"] for r in judged), default=None)
     doc = {"method": method, "repo": ev.repo, "commit": ev.commit, "written_by": ev.written_by,
            "threshold_db": PASS_PSNR_DB, "passed": passed, "judged": len(judged), "worst_psnr_jpeg_db": worst,
            "precision": "float32", "settings": {k: v for k, v in ev.settings}, "images": images,
            "reference_encoder": getattr(model, "reference_encoder", None)}
-    progress(f"{method}: {'PASS' if passed else 'FAIL'}: {sum(bool(r['passed']) for r in judged)} of {len(judged)} "
+    verdict = {True: "PASS", False: "FAIL", None: "NOT JUDGED (no image of a size both networks run bare)"}[passed]
+    progress(f"{method}: {verdict}: {sum(bool(r['passed']) for r in judged)} of {len(judged)} "
              f"judged images at or above {PASS_PSNR_DB} dB against {ev.repo}@{ev.commit[:7]}'s own outputs "
              f"(worst {worst} dB)")
-    return doc
+    return json_safe(doc)
+
+
+def json_safe(obj):
+    """``obj`` with infinite PSNRs (identical images) as the string "inf": JSON (and DVC) have no Infinity."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else str(obj)
+    return obj
 
 
 def write(doc: dict, path: Path) -> Path:

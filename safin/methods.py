@@ -163,9 +163,12 @@ class StyleTransfer(nn.Module):
         if precision == "auto" and not self.bf16_safe:
             dtype = torch.float32
         self.compute_dtype = dtype
-        if device.type == "cuda" and dtype in (torch.float32, torch.float64):
-            # float32 means the authors' float32: cuDNN would otherwise run convolutions in TF32 (its default)
-            torch.backends.cudnn.allow_tf32 = False
+        if device.type == "cuda":
+            # float32 means the authors' float32: cuDNN would otherwise run convolutions in TF32 (its default). Set
+            # for every precision (process-wide flags): off for fp32/fp64, torch's defaults (cuDNN on, matmul off)
+            # otherwise, so what ran before never decides
+            exact = dtype in (torch.float32, torch.float64)
+            torch.backends.cudnn.allow_tf32 = not exact
             torch.backends.cuda.matmul.allow_tf32 = False
         self.channels_last = resolve_channels_last(channels_last, device, dtype)
         # fp64 keeps the weights in float64; every other precision keeps float32 weights (autocast casts)

@@ -56,7 +56,7 @@ def test_the_measures_separate_flat_noise_and_structure():
     by = {m: [r for r in rows if r["method"] == m] for m in ("flat", "noise", "working")}
     assert all(r["output_std"] == 0 and r["edge_corr"] == 0 for r in by["flat"])
     noise = [r["edge_corr"] for r in by["noise"]]
-    assert max(abs(v) for v in noise) <= 0.05  # measured: |edge_corr| <= 0.02 (printed below)
+    assert max(abs(v) for v in noise) <= 0.05  # measured: |edge_corr| <= 0.024 (printed below)
     assert min(r["edge_corr"] for r in by["working"]) > 0.9
     print("noise edge_corr", np.round(noise, 3), "working", np.round([r["edge_corr"] for r in by["working"]], 3))
     verdicts = dg.judge(rows, {"working": []})
@@ -164,6 +164,11 @@ def test_the_report_marks_it_and_the_gate_fails_it(collapsed_run, tmp_path):
     # the numbers still gated
     code, out = gate(tmp / "metrics" / "summary.json", tmp / "metrics" / "summary.json", {})
     assert code == 0 and "FAILED" not in out and "degenerate as in the reference (numbers gated, never judged): wct" in out
+    # a method the reference has no numbers for (added since): not gated, so not failed either
+    del healthy["metrics"]["wct"]
+    (tmp_path / "reference.json").write_text(json.dumps(healthy))
+    code, out = gate(tmp_path / "reference.json", tmp / "metrics" / "summary.json", {})
+    assert "FAILED wct" not in out and "degenerate, and not in the reference (not gated): wct" in out
 
 
 def test_training_notices_a_decoder_gone_flat(caplog):
@@ -187,3 +192,22 @@ def test_training_notices_a_decoder_gone_flat(caplog):
     assert h["outputs"]["decoder5"] == 0.0 and {"decoder5", "output"} <= set(h["flat"])
     assert h["outputs"]["decoder1"] >= health.FLAT_STD and "decoder1" not in h["flat"]
     assert "WCT: decoder5 is flat" in caplog.text
+
+
+def test_a_collapsed_replicate_seed_flags_its_method(tmp_path):
+    """The claims bootstrap over every seed: seed 2 of a method flat while seed 1 works flags the method, naming
+    the seed; a non-finite output recorded in a seed's precision.json too."""
+    from pipeline.evaluate import judge_every_seed
+    from pipeline.seeds import seed_folder
+
+    good = [{"method": "sanet", "seed": 1, "pair": i, "output_std": 0.2, "edge_corr": 0.5} for i in range(10)]
+    flat = [{"method": "sanet", "seed": 2, "pair": i, "output_std": 0.0, "edge_corr": 0.0} for i in range(10)]
+    assert judge_every_seed(tmp_path, ["sanet"], good, 1, {"sanet": []}) == {}
+    why = judge_every_seed(tmp_path, ["sanet"], good + flat, 1, {"sanet": [2]})
+    assert why["sanet"].startswith("seed 2: 10 of 10 outputs are flat")
+    again = [dict(r, seed=2) for r in good]
+    folder = seed_folder(tmp_path, "sanet", 2)
+    folder.mkdir(parents=True)
+    (folder / "precision.json").write_text(json.dumps({"nonfinite_pairs": [4]}))
+    assert judge_every_seed(tmp_path, ["sanet"], good + again, 1, {"sanet": [2]})["sanet"] == (
+        "seed 2: 1 of 10 outputs held non-finite values (NaN or inf)")

@@ -384,3 +384,16 @@ def test_fetch_release_command_prints_where_each_file_came_from(mirror, tmp_path
     out = capsys.readouterr().out
     assert "adain: decoder.pth:" in out and "from https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth" in out
     assert out.count("recorded now (first use), after the method loaded it") == 2
+
+
+def test_a_file_cached_under_an_earlier_name_is_used_not_fetched_again(mirror, tmp_path, monkeypatch):
+    """SAFIN's decoder was cached as decoder.pth before its release name became decoder.pth.tar."""
+    src = write_release("safin", tmp_path / "src", seed=2)
+    cache = tmp_path / "cache" / "releases" / "safin"
+    cache.mkdir(parents=True)
+    shutil.copy(src["decoder.pth.tar"], cache / "decoder.pth")
+    shutil.copy(src["vgg_normalised.pth"], cache / "vgg_normalised.pth")
+    monkeypatch.setenv("SAFIN_OFFLINE", "1")
+    got = fetch_release("safin")
+    assert got["decoder.pth.tar"]["path"] == cache / "decoder.pth.tar" and not (cache / "decoder.pth").exists()
+    assert not mirror.requests

@@ -10,8 +10,9 @@ also in its ``models/`` subfolder and inside an archive left there as downloaded
 Drive's, behind its confirm page), a GitHub release's archive found through GitHub's API, or a Yandex.Disk
 share link resolved through Yandex's public API. None of the checksums is known here (our machines cannot
 reach these hosts), so each file's sha256 is recorded on first use (``$SAFIN_CACHE/recorded_sha256.json``,
-the table the weight registry keeps) — *after* the method has loaded it (:func:`record_loaded`), so a wrong
-file dropped in by mistake is never recorded as the right one — and checked from then on; a pinned one in
+the table the weight registry keeps) — *after* the method has loaded it (:func:`record_loaded`) and, where the
+authors committed outputs, ``verify-release`` passed on it (``pipeline.pretrained``), so a wrong file dropped in
+by mistake is never recorded as the right one — and checked from then on; a pinned one in
 :data:`RELEASES` wins. An HTML page saved under a weight file's name, an empty file or a checksum that moved
 is refused with one line naming the file.
 
@@ -304,6 +305,9 @@ def fetch_release(method: str, folder: str | Path | None = None, root: Path | No
     for f in rel.files:
         if f.name in out:
             continue
+        old = next((cache / n for n in f.aliases if (cache / n).exists()), None)
+        if old is not None and not (cache / f.name).exists():  # cached under a name of an earlier version
+            os.replace(old, cache / f.name)
         if (cache / f.name).exists():
             out[f.name] = {"path": cache / f.name, "from": f"cache ({f.url or f.yandex or rel.archive_url or rel.page})"}
         else:
