@@ -296,7 +296,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         m = sp["machine"]
         speed_note = (f"Machine: {m.get('cpu') or m['processor']}, {m['cpus']} CPUs, GPU {m['gpu'] or 'none'}, torch {m['torch']}; "
                       f"median of {sp['settings']['runs']} runs after {sp['settings']['warmup']} warm-up, each in a "
-                      f"fresh process, random weights. Naive / fast time ratio: "
+                      f"fresh process, random weights. The fast path (benchmark.precision; bf16 where the device runs it "
+                      f"natively) is an opt-in for speed: the outputs the report measures are float32 "
+                      f"(stylize.precision). Naive / fast time ratio: "
                       + "; ".join(f"{m} " + ", ".join(f"{float(r):.2f}× at {size} px" for size, r in by_size.items())
                                   for m, by_size in (sp.get("ratios") or {}).items()) + ".")
         w = sp.get("wct_transform")
