@@ -111,19 +111,17 @@ def test_train_with_a_bad_setting_is_a_clear_error_before_any_work():
 
 @pytest.mark.slow
 def test_gpu_check_script_runs_its_steps_and_prints_the_summary(tmp_path):
-    """`make gpu-check`'s script, two of its steps on the CPU (the paper profile's parameters, the
-    sample set cached at 512 px, the step runner, the summary)."""
-    import json
-
-    env = {"PY": sys.executable, "GPU_OUT": str(tmp_path / "gpu"), "ONLY": "inference_safin_big loader",
-           "SIZES_BIG": "64", "DEADLINE_S": "400", "LOADER_WORKERS": "1 2"}  # 2 cores: the GPU box's 15 cost 10 s
+    """`make gpu-check`'s script, one of its steps on the CPU (the paper profile's parameters, the
+    sample set cached at 512 px, the step runner, the summary). The loader step's command is
+    ``safin bench --train-only --loader-workers``: tests/test_cli.py::test_bench_train_only_with_loader_… runs it
+    (here that step was 26 s of the test's 34 s, Xeon)."""
+    env = {"PY": sys.executable, "GPU_OUT": str(tmp_path / "gpu"), "ONLY": "inference_safin_big",
+           "SIZES_BIG": "64", "DEADLINE_S": "400"}
     res = subprocess.run(["bash", "pipeline/gpu_check.sh"], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, **env}, timeout=600)
     assert res.returncode == 0, res.stderr
-    assert "== inference_safin_big: exit 0" in res.stdout and "== loader: exit 0" in res.stdout
-    assert "trainer_safin" not in (tmp_path / "gpu/steps.txt").read_text()  # not in ONLY: not run
-    doc = json.loads((tmp_path / "gpu/loader.json").read_text())
-    assert [r["workers"] for r in doc["loader"]] == [1, 2] and doc["loader"][0]["crop"] == 256
+    assert "== inference_safin_big: exit 0" in res.stdout
+    steps = (tmp_path / "gpu/steps.txt").read_text()
+    assert "trainer_safin" not in steps and "loader" not in steps  # not in ONLY: not run
     summary = res.stdout[res.stdout.index("== summary"):]
     assert "-- inference_safin_big\nsafin        infer    64px fast" in summary
-    assert "batch 8, 2 worker(s):" in summary
