@@ -90,8 +90,5 @@ def health(rows: list[dict], nonfinite: dict[str, list[int]] | None = None) -> d
     return out
 
 
-NOT_EVALUATED = "not evaluated"
-
-
 def not_evaluated(method: str) -> str:
     return f"not evaluated: degenerate outputs of {method}"

@@ -103,7 +103,7 @@ def evaluate(params: dict) -> dict:
         print(f"{name}: {why}")
     records = stylize_precision(stylized, s["methods"])
     nonfinite = {m: r.get("nonfinite_pairs") or [] for m, r in records.items()}
-    degenerate = judge_every_seed(stylized, s["methods"], seeded, main_seed, replicates)
+    degenerate = judge_every_seed(stylized, s["methods"], seeded, main_seed, replicates, nonfinite)
     for name, why in degenerate.items():
         print(f"{name}: DEGENERATE outputs, never judged: {why}")
     doc = {"profile": params.get("profile"), "n_pairs": n_pairs, "encoder": weights_identity(enc),
@@ -119,15 +119,20 @@ def evaluate(params: dict) -> dict:
     return doc
 
 
-def judge_every_seed(stylized: Path, methods, seeded: list[dict], main_seed, replicates: dict) -> dict[str, str]:
+def judge_every_seed(stylized: Path, methods, seeded: list[dict], main_seed, replicates: dict,
+                     main_nonfinite: dict[str, list[int]] | None = None) -> dict[str, str]:
     """``{method: why}`` for a method any of whose seeds' outputs are degenerate (evaluation/degenerate.py): the
-    claims bootstrap over every seed, so one collapsed replicate spoils them."""
+    claims bootstrap over every seed, so one collapsed replicate spoils them. ``main_nonfinite``: the main seed's
+    non-finite pairs per method, when its ``precision.json`` was read already (else read here)."""
     out = {}
     for m in methods:
         for seed in [main_seed, *replicates.get(m, [])]:
             folder = stylized / m if seed == main_seed else seed_folder(stylized, m, seed)
             record = folder / "precision.json"
-            bad = (json.loads(record.read_text()).get("nonfinite_pairs") or []) if record.exists() else []
+            if seed == main_seed and main_nonfinite is not None:
+                bad = main_nonfinite.get(m) or []
+            else:
+                bad = (json.loads(record.read_text()).get("nonfinite_pairs") or []) if record.exists() else []
             why = degenerate_outputs.judge([r for r in seeded if r["method"] == m and r["seed"] == seed], {m: bad}).get(m)
             if why:
                 out[m] = why if seed == main_seed else f"seed {seed}: {why}"

@@ -267,7 +267,7 @@ def _github_latest_archive(rel: Release, cache: Path, todo) -> dict[str, Path]:
         name = str(a.get("name", ""))
         if name.lower().endswith(ARCHIVE_SUFFIXES):
             archive = download(a["browser_download_url"], cache / Path(name).name)
-            got.update({k: v for k, v in _extract(archive, _wanted([f for f in todo if f.name not in got]), cache).items()})
+            got.update(_extract(archive, _wanted([f for f in todo if f.name not in got]), cache))
         elif name.lower().endswith((".rar", ".7z")):
             log.warning("%s: the latest release's %s is a %s archive, which this suite does not unpack; unpack it "
                         "by hand into your folder", api, name, name.rsplit(".", 1)[1])
