@@ -288,6 +288,10 @@ def check_claims(per_pair_csv: Path, train_dir: Path, survey_json: Path | None =
             shares = {m: v for m, v in doc.get("shares", {}).get(question, {}).items() if not m.startswith("_")}
             if not shares:
                 return INCONCLUSIVE, f"the study has no answers to {question!r}", {}
+            if "safin" not in shares:
+                return INCONCLUSIVE, f"the study does not show SAFIN (its methods: {', '.join(shares)})", shares
+            if len(shares) < 2:
+                return INCONCLUSIVE, "the study shows SAFIN alone: there is nothing to prefer it to", shares
             best = max(shares, key=lambda m: shares[m]["share"])
             lo = shares.get("safin", {}).get("ci95", [0, 0])[0]
             others_hi = max(v["ci95"][1] for m, v in shares.items() if m != "safin")

@@ -47,6 +47,44 @@ CAPTIONS = {
 }
 
 
+def study_note(sdoc: dict) -> str:
+    """The report's user-study paragraph from the tally (``outputs/survey/tally.json``)."""
+    p = sdoc["participants"]
+    note = (("SIMULATED responses (no real study yet): the figures below show the tally machinery, "
+                   "not people's judgements. " if sdoc.get("simulated") else "")
+                  + f"{p['kept']} of {p['total']} participants kept; excluded: "
+                  + "; ".join(f"{k}: {len(v)}" for k, v in p["excluded"].items()) + ".")
+    images = sdoc.get("images")
+    if images and images.get("checked"):
+        note += (f" Every answer counted was given on the images the study recorded when it was built "
+                       f"({images['images']} images, sha256 checked by the tally).")
+    elif images:
+        note += f" The study's images were not checked against the plan: {images['why']}."
+    for q, scale in (sdoc.get("luce_scale") or {}).items():
+        if scale:
+            note += (f" Luce preference scale, {q} (θ, centred; 95% two-way cluster-bootstrap CI): "
+                           + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
+                                       for m, t in scale["theta"].items()) + ".")
+    for q, fit in (sdoc.get("mixed_model") or {}).items():
+        if fit:
+            re = fit["random_effect_sd"]
+            note += (f" Mixed-effects logistic model, {q} (log-odds of being chosen; 95% credible interval): "
+                           + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
+                                       for m, t in fit["fixed_log_odds"].items())
+                           + f"; random-effect SD participant × method {re['participant x method']:.2f}, "
+                             f"set × method {re['set x method']:.2f}.")
+    pw = sdoc.get("power")
+    if pw and pw.get("design"):
+        d = pw["design"]
+        need = ", ".join(f"{s} sets: {n if n else '> ' + str(max(g['participants'] for g in pw['grid']))}"
+                         for s, n in pw["participants_needed_for_target"].items())
+        note += (f" Power analysis (simulated, {pw['simulations']} studies per design): detecting "
+                       f"{pw['better']} preferred over {pw['than']} by {pw['effect_log_odds']} log-odds has power "
+                       f"{d['power']:.2f} (± {d['mc_se']:.2f}) with this design ({d['participants']} participants × "
+                       f"{d['sets']} sets); participants needed for power {pw['target']}: {need}.")
+    return note
+
+
 def caption(fig: Path) -> str:
     stem = Path(fig).stem
     if stem in CAPTIONS:
@@ -315,36 +353,9 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
                                f"{r['images_per_s']:.2f}" if "images_per_s" in r else "—",
                                " / ".join(f"{parts[k]:.2f}" for k in ("encoder", "decoder", "transform and rest"))
                                if parts else "—"])
-    study_note = "No responses collected yet: the study claims stay inconclusive."
+    study_note_text = "No responses collected yet: the study claims stay inconclusive."
     if survey_path is not None and Path(survey_path).exists():
-        sdoc = json.loads(Path(survey_path).read_text())
-        p = sdoc["participants"]
-        study_note = (("SIMULATED responses (no real study yet): the figures below show the tally machinery, "
-                       "not people's judgements. " if sdoc.get("simulated") else "")
-                      + f"{p['kept']} of {p['total']} participants kept; excluded: "
-                      + "; ".join(f"{k}: {len(v)}" for k, v in p["excluded"].items()) + ".")
-        for q, scale in (sdoc.get("luce_scale") or {}).items():
-            if scale:
-                study_note += (f" Luce preference scale, {q} (θ, centred; 95% two-way cluster-bootstrap CI): "
-                               + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
-                                           for m, t in scale["theta"].items()) + ".")
-        for q, fit in (sdoc.get("mixed_model") or {}).items():
-            if fit:
-                re = fit["random_effect_sd"]
-                study_note += (f" Mixed-effects logistic model, {q} (log-odds of being chosen; 95% credible interval): "
-                               + ", ".join(f"{m} {t['value']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"
-                                           for m, t in fit["fixed_log_odds"].items())
-                               + f"; random-effect SD participant × method {re['participant x method']:.2f}, "
-                                 f"set × method {re['set x method']:.2f}.")
-        pw = sdoc.get("power")
-        if pw and pw.get("design"):
-            d = pw["design"]
-            need = ", ".join(f"{s} sets: {n if n else '> ' + str(max(g['participants'] for g in pw['grid']))}"
-                             for s, n in pw["participants_needed_for_target"].items())
-            study_note += (f" Power analysis (simulated, {pw['simulations']} studies per design): detecting "
-                           f"{pw['better']} preferred over {pw['than']} by {pw['effect_log_odds']} log-odds has power "
-                           f"{d['power']:.2f} (± {d['mc_se']:.2f}) with this design ({d['participants']} participants × "
-                           f"{d['sets']} sets); participants needed for power {pw['target']}: {need}.")
+        study_note_text = study_note(json.loads(Path(survey_path).read_text()))
     verdicts = [[word, meaning] for word, meaning in VERDICTS.items()]
     sources = {"claims": "reports/claims.json (from metrics/per_pair.csv, outputs/train/*/live, outputs/survey/tally.json)",
                "metrics": "metrics/summary.json (per pair: metrics/per_pair.csv)",
@@ -376,7 +387,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
              _md_table(VERIFY_HEADER, verify_table), ""] if verify_table else []),
           "## Speed", speed_note, "", _md_table(speed_header, speed_rows) if speed_rows else "",
           f"_Source: {sources['speed']}._", "",
-          "## User study", study_note, "", f"_Source: {sources['study']}._", "",
+          "## User study", study_note_text, "", f"_Source: {sources['study']}._", "",
           "## Setup", _md_table(["item", "value"], setup), "",
           "## Figures"]
     out_dir = Path(out_dir)
@@ -395,7 +406,7 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         metrics_header=m_header, metrics_rows=m_rows, metrics_note=metrics_note, artfid_note=artfid_note, artfid_rows=artfid_rows,
         artfid_header=ARTFID_HEADER, published_sections=published_sections, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
         claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
-        study_note=study_note, figures=figures_html, verdicts=verdicts, sources=sources)
+        study_note=study_note_text, figures=figures_html, verdicts=verdicts, sources=sources)
     html_path = out_dir / "report.html"
     html_path.write_text(page)
     (out_dir / "claims.json").write_text(json.dumps([asdict(c) for c in claims], indent=2) + "\n")

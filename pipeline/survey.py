@@ -114,8 +114,17 @@ def tally_stage(params: dict) -> dict:
     if resp.problems:
         print(f"survey tally: {len(resp.problems)} problem(s) in the responses; the tally lists them under "
               f"invalid_rows", file=sys.stderr)
+    images = None
+    if plans:  # every answer counted was given on the images the study recorded when it was built
+        from survey.design import image_hashes
+        from survey.study import check_images
+
+        images = check_images(study_dir(params), resp.rows, image_hashes(study_dir(params) / "plan.json"))
+        if not images["checked"]:
+            print(f"survey tally: {study_dir(params)}: images not checked: {images['why']}", file=sys.stderr)
     doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets,
                                   n_bootstrap=int(s["bootstrap"]), seed=int(s["seed"])))
+    doc["images"] = images
     doc["files"] = [str(f) for f in files]
     doc["labels"] = labels(cfg.methods)  # the methods' own labels (outputs/methods, stage check_methods)
     doc["power"] = power(params)

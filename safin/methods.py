@@ -286,8 +286,13 @@ class StyleTransfer(nn.Module):
 
 def load_checkpoint(path) -> dict:
     """``torch.load`` restricted to tensors and containers (``weights_only``): a checkpoint is data."""
+    import numpy as np
+
+    # a trainer checkpoint also holds numpy's RNG state (an array of uint32): its reconstruction is allowed, nothing else
+    numpy_rng = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_rng):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:

@@ -88,9 +88,9 @@ def plan_participant(cfg: StudyConfig, index: int, token: str | None = None) -> 
     sets = list(range(cfg.n_sets))
     rng.shuffle(sets)
     items = [Item(s, "regular", rng.sample(cfg.methods, len(cfg.methods))) for s in sets]
-    for _ in range(min(cfg.n_repeats, cfg.n_sets)):
-        original = rng.choice([it for it in items if it.kind == "regular"])
-        pos = rng.randrange(len(items) // 2, len(items) + 1)  # repeats come in the second half
+    # each repeat shows a different set (rng.sample), after its original and in the second half of the screens
+    for original in rng.sample(items, min(cfg.n_repeats, cfg.n_sets)):
+        pos = rng.randrange(max(len(items) // 2, items.index(original) + 1), len(items) + 1)
         items.insert(pos, Item(original.set_id, "repeat", rng.sample(cfg.methods, len(cfg.methods))))
     for _ in range(cfg.n_attention_checks):
         s = rng.randrange(cfg.n_sets)
@@ -107,23 +107,42 @@ def make_plan(cfg: StudyConfig) -> list[ParticipantPlan]:
     return [blind(plan_participant(cfg, i), cfg, taken) for i in range(cfg.n_participants)]
 
 
-def save_plan(plans: list[ParticipantPlan], cfg: StudyConfig, path: Path) -> Path:
+def save_plan(plans: list[ParticipantPlan], cfg: StudyConfig, path: Path, images: dict[str, str] | None = None) -> Path:
     """Write the plan atomically (it holds the invite tokens: a half-written one would lose the study).
-    Written here, not with ``safin.io.files``, because ``survey`` does not import the torch-side package."""
+    ``images``: the sha256 of every image of the study (``SET/ROLE.png`` → hex; :func:`survey.study.build_study`);
+    None keeps those the file already records. Written here, not with ``safin.io.files``, because ``survey`` does
+    not import the torch-side package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if images is None:
+        images = image_hashes(path)
+    doc = {"config": asdict(cfg), "participants": [asdict(p) for p in plans]}
+    if images:
+        doc["images"] = dict(sorted(images.items()))
     tmp = path.with_name(f".{path.name}.partial")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"config": asdict(cfg), "participants": [asdict(p) for p in plans]}, indent=1))
+        f.write(json.dumps(doc, indent=1))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
 
 
+def image_hashes(path: Path) -> dict[str, str]:
+    """The sha256 of every study image the plan recorded when it was built (``SET/ROLE.png`` → hex); empty for a
+    plan written before images were recorded, or no plan."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    images = doc.get("images") if isinstance(doc, dict) else None
+    return dict(images) if isinstance(images, dict) else {}
+
+
 def load_plan(path: Path) -> tuple[StudyConfig, list[ParticipantPlan]]:
-    """The plan; one written before blinding (no option identifiers) gets them now and is saved back,
-    with its tokens, orders and seeds unchanged, so links already sent out keep working."""
+    """The plan; participants written before blinding (no option identifiers) get them now and the plan is
+    saved back, with tokens, orders and seeds unchanged, so links already sent out keep working. Participants
+    that already have identifiers keep them: their static pages may be out, and their returned files hold them."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -132,9 +151,13 @@ def load_plan(path: Path) -> tuple[StudyConfig, list[ParticipantPlan]]:
                                  dict(p.get("refs", {}))) for p in doc["participants"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a study plan ({type(e).__name__}: {e})") from None
-    if any(not p.refs or any(len(it.options) != len(it.order) for it in p.items) for p in plans):
-        taken: set[str] = set()
-        plans = [blind(p, cfg, taken) for p in plans]
+    unblinded = [p for p in plans if not p.refs or any(len(it.options) != len(it.order) for it in p.items)]
+    if unblinded:
+        late = {p.participant for p in unblinded}
+        taken = {i for p in plans if p.participant not in late for i in p.image_ids()}
+        for p in unblinded:
+            blind(p, cfg, taken)
         save_plan(plans, cfg, path)
-        print(f"{path}: written before blinding; gave every option an opaque identifier (tokens and orders unchanged)")
+        print(f"{path}: {', '.join(p.participant for p in unblinded)} written before blinding; gave their options "
+              "opaque identifiers (tokens and orders unchanged; the other participants' identifiers kept)")
     return cfg, plans

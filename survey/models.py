@@ -11,7 +11,9 @@
   one chosen on a screen, for a typical participant and set. The binary likelihood
   ignores that exactly one option per screen is chosen: the intervals are approximate (documented).
 
-Attention checks are left out of both (they test the participant, not the methods).
+Both use the same screens as the vote shares: the **regular** ones. Attention checks test the participant, not
+the methods, and a repeated set's second answer measures consistency (``survey.tally``): counting it would weigh
+that set twice for that participant, and the shares do not.
 """
 from __future__ import annotations
 
@@ -28,11 +30,11 @@ def _row_key(r: dict):
 
 
 def _choices(rows: list[dict], methods: list[str], question: str) -> dict[tuple[str, int], list[tuple[int, list[int]]]]:
-    """``{(participant, set): [(winner, losers), ...]}`` of the non-attention screens of ``question``."""
+    """``{(participant, set): [(winner, losers), ...]}`` of the regular screens of ``question``."""
     idx = {m: i for i, m in enumerate(methods)}
     out: dict[tuple[str, int], list] = defaultdict(list)
     for r in sorted(rows, key=_row_key):  # the same answers in any file order give the same numbers
-        if r["question"] != question or r["kind"] == "attention" or r["chosen"] not in idx:
+        if r["question"] != question or r["kind"] != "regular" or r["chosen"] not in idx:
             continue
         shown = [idx[m] for m in r["order"] if m != BROKEN and m in idx]
         win = idx[r["chosen"]]
@@ -81,20 +83,27 @@ def luce_scale(rows: list[dict], methods: list[str], question: str, *, n_bootstr
             "p_chosen_all_shown": {m: float(probs[i]) for i, m in enumerate(methods)}}
 
 
-def mixed_model(rows: list[dict], methods: list[str], question: str) -> dict:
-    """Fixed effect (log-odds of being chosen) per method with 95% credible intervals, and the SDs of the participant × method and set × method random intercepts."""
-    import pandas as pd
-    from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
-
+def _option_records(rows: list[dict], methods: list[str], question: str) -> list[dict]:
+    """One record per option shown on the regular screens of ``question``: chosen or not, with its participant ×
+    method and set × method groups."""
     records = []
     for r in sorted(rows, key=_row_key):
-        if r["question"] != question or r["kind"] == "attention" or r["chosen"] not in methods:
+        if r["question"] != question or r["kind"] != "regular" or r["chosen"] not in methods:
             continue
         for m in r["order"]:
             if m == BROKEN or m not in methods:
                 continue
             records.append({"y": int(m == r["chosen"]), "method": m,
                             "pm": f"{r['participant']}:{m}", "sm": f"{r['set']}:{m}"})
+    return records
+
+
+def mixed_model(rows: list[dict], methods: list[str], question: str) -> dict:
+    """Fixed effect (log-odds of being chosen) per method with 95% credible intervals, and the SDs of the participant × method and set × method random intercepts."""
+    import pandas as pd
+    from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+
+    records = _option_records(rows, methods, question)
     if not records:
         return {}
     df = pd.DataFrame.from_records(records)

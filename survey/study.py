@@ -18,20 +18,34 @@ check) apart.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .design import BROKEN, StudyConfig, load_plan, make_plan, save_plan
+from .design import BROKEN, StudyConfig, image_hashes, load_plan, make_plan, save_plan
 
 
-def write_clean_png(pixels: np.ndarray, dst: Path) -> Path:
+def clean_png(pixels: np.ndarray) -> bytes:
     """``pixels`` (H×W×3 uint8) as a PNG with only IHDR, IDAT and IEND chunks, uncompressed (zlib level 0),
     so two images of the same size have the same file size whatever they show."""
     img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB")  # a fresh image: no info carried over
-    img.save(dst, format="PNG", compress_level=0, optimize=False)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=0, optimize=False)
+    return buf.getvalue()
+
+
+def write_clean_png(pixels: np.ndarray, dst: Path) -> Path:
+    """:func:`clean_png` written to ``dst`` atomically (a new file replaces the old: a hard link to the old one,
+    as in a static export, keeps the old bytes)."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.partial")
+    tmp.write_bytes(clean_png(pixels))
+    os.replace(tmp, dst)
     return dst
 
 
@@ -61,24 +75,26 @@ def broken_image(arr: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(out + rng.normal(0, 60, out.shape), 0, 255).astype(np.uint8)
 
 
-def build_study(stylized: Path, out: Path, cfg: StudyConfig, *, replace_unanswered: bool = False,
-                responses: Path | None = None) -> Path:
-    """Make a study folder from the stylize stage's outputs (``stylized/METHOD/SET.png``,
-    ``stylized/inputs/SET_{content,style}.png``). Outputs of one set whose sizes differ are resized to the
-    first method's size (and said so), so the size cannot identify a method. An existing plan is kept; one of
-    another design is refused, or, with ``replace_unanswered`` and no answer recorded (in the study's database
-    or as a file in ``responses``), set aside (:func:`set_aside`) and replaced."""
-    stylized, out = Path(stylized), Path(out)
-    images = out / "images"
+class StudyFrozen(ValueError):
+    """A study with answers whose images would change: it is kept as it is."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def render_images(stylized: Path, cfg: StudyConfig) -> dict[str, bytes]:
+    """Every image of the study as PNG bytes (``SET/ROLE.png`` → bytes), from the stylize stage's outputs; nothing
+    is written. Outputs of one set whose sizes differ are resized to the first method's size (and said so), so
+    the size cannot identify a method."""
+    out: dict[str, bytes] = {}
     for s in range(cfg.n_sets):
-        d = images / f"{s:02d}"
-        d.mkdir(parents=True, exist_ok=True)
         for role in ("content", "style"):
             src = stylized / "inputs" / f"{s:02d}_{role}.png"
             if not src.exists():
                 raise FileNotFoundError(f"{src}: missing; run the pairs stage (or lower survey.n_sets)")
-            write_clean_png(read_rgb(src), d / f"{role}.png")
-        size = None
+            out[f"{s:02d}/{role}.png"] = clean_png(read_rgb(src))
+        size, first = None, None
         for m in cfg.methods:
             src = stylized / m / f"{s:02d}.png"
             if not src.exists():
@@ -89,29 +105,109 @@ def build_study(stylized: Path, out: Path, cfg: StudyConfig, *, replace_unanswer
             if own != size:
                 print(f"{src}: {own[0]}x{own[1]}, resized to {size[0]}x{size[1]} like the set's other outputs, "
                       "so its size does not identify the method")
-            write_clean_png(read_rgb(src, size), d / f"{m}.png")
-        source = read_rgb(d / f"{cfg.methods[s % len(cfg.methods)]}.png")
-        write_clean_png(broken_image(source, seed=s), d / f"{BROKEN}.png")
+            pixels = read_rgb(src, size)
+            if m == cfg.methods[s % len(cfg.methods)]:
+                first = pixels
+            out[f"{s:02d}/{m}.png"] = clean_png(pixels)
+        out[f"{s:02d}/{BROKEN}.png"] = clean_png(broken_image(first, seed=s))
+    return out
+
+
+def file_hashes(images: Path) -> dict[str, str]:
+    """``SET/ROLE.png`` → sha256 of the files a study folder holds now."""
+    return {f"{p.parent.name}/{p.name}": sha256(p.read_bytes()) for p in sorted(Path(images).glob("*/*.png"))}
+
+
+def answers_recorded(study: Path, responses: Path | None) -> tuple[int, str]:
+    """How many answers a study has (its database's rows and the rows of the response files in ``responses``),
+    and where they are, in words."""
+    served = recorded_answers(study)
+    files = sorted(Path(responses).glob("*.csv")) if responses and Path(responses).is_dir() else []
+    returned = 0
+    for f in files:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            returned += max(0, sum(1 for line in fh if line.strip()) - 1)
+    where = [f"{served} in {Path(study) / 'responses.sqlite'}"] if served else []
+    where += [f"{returned} in {len(files)} response file(s) in {responses}"] if files else []
+    return served + returned, " and ".join(where)
+
+
+def build_study(stylized: Path, out: Path, cfg: StudyConfig, *, replace_unanswered: bool = False,
+                responses: Path | None = None) -> Path:
+    """Make a study folder from the stylize stage's outputs (``stylized/METHOD/SET.png``,
+    ``stylized/inputs/SET_{content,style}.png``), recording every image's sha256 in the plan.
+
+    An existing plan is kept. **A study with answers is frozen**: when any of its images would change (the
+    outputs were retrained or replaced), nothing is written and :class:`StudyFrozen` names the study, its
+    answers and the choices. Without answers, changed images are replaced and their hashes updated. A plan of
+    another design is refused, or, with ``replace_unanswered`` and no answer recorded (in the study's database
+    or as a file in ``responses``), set aside (:func:`set_aside`) and replaced."""
+    stylized, out = Path(stylized), Path(out)
+    rendered = render_images(stylized, cfg)  # every input read before anything is written
+    hashes = {name: sha256(data) for name, data in rendered.items()}
     plan_path = out / "plan.json"
+    plans = None
     if plan_path.exists():  # invitations may be out: keep their tokens and identifiers, never overwrite them
         old_cfg, plans = load_plan(plan_path)
+        answered, where = answers_recorded(out, responses)
         if asdict(old_cfg) != asdict(cfg):
-            answered = recorded_answers(out) + len(list(Path(responses).glob("*.csv")) if responses else [])
             diff = ", ".join(k for k in asdict(cfg) if asdict(cfg)[k] != asdict(old_cfg)[k])
             if answered or not replace_unanswered:
                 raise ValueError(f"{plan_path}: a plan for a different design exists (differs in {diff}; "
-                                 + (f"{answered} answers or response files recorded" if answered else
+                                 + (f"{answered} answers recorded: {where}" if answered else
                                     "its invite links may be out")
                                  + "); move it away to plan a new study, or restore the survey parameters it was made with")
             aside = set_aside(out)
             print(f"{plan_path}: the design changed ({diff}) and no answer was recorded: the old plan and its "
                   f"database moved to {aside}/ (invite links made from it no longer work); a new plan is made")
-            save_plan(make_plan(cfg), cfg, plan_path)
+            plans = None
         else:
-            print(f"{plan_path}: kept (images rebuilt; tokens and identifiers unchanged)")
-    else:
-        save_plan(make_plan(cfg), cfg, plan_path)
+            before = image_hashes(plan_path) or file_hashes(out / "images")  # a plan that predates the hashes
+            changed = sorted(n for n in before if hashes.get(n) != before[n])
+            if changed and answered:
+                raise StudyFrozen(
+                    f"{out}: the study has {answered} answers ({where}) and {len(changed)} of its images would change "
+                    f"({', '.join(changed[:3])}{' …' if len(changed) > 3 else ''}): a study is frozen once anyone has "
+                    f"answered, so nothing was written. Either keep the old study: restore the stylized outputs it was "
+                    f"built from ({stylized}); or start a new one: set survey.study and survey.responses in params.yaml "
+                    f"to new folders (e.g. {out}-2) and run again; the old study stays as it is")
+            if changed:
+                print(f"{out}: {len(changed)} image(s) changed and no answer was recorded: replaced, their hashes "
+                      "updated (tokens and identifiers unchanged)")
+            else:
+                print(f"{plan_path}: kept (images unchanged; tokens and identifiers unchanged)")
+    for name, data in rendered.items():
+        dst = out / "images" / name
+        if not dst.exists() or sha256(dst.read_bytes()) != hashes[name]:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.name}.partial")
+            tmp.write_bytes(data)
+            os.replace(tmp, dst)
+    save_plan(plans if plans is not None else make_plan(cfg), cfg, plan_path, images=hashes)
     return out
+
+
+def check_images(study: Path, rows: list[dict], recorded: dict[str, str]) -> dict:
+    """That every image the counted answers were given on (each row's set: content, style and every option
+    displayed) still has the sha256 the plan recorded when the study was built. Raises :class:`StudyFrozen`
+    naming the first image that changed or is missing; returns what was checked."""
+    needed: dict[str, int] = {}
+    for r in rows:
+        s = int(r["set"])
+        for role in ("content", "style", *r["order"]):
+            needed[f"{s:02d}/{role}.png"] = needed.get(f"{s:02d}/{role}.png", 0) + 1
+    if not recorded:
+        return {"checked": False, "why": "the plan predates recorded image hashes (built before they existed)"}
+    for name in sorted(needed):
+        path = Path(study) / "images" / name
+        now = sha256(path.read_bytes()) if path.is_file() else None
+        if now != recorded.get(name):
+            state = "is missing" if now is None else (f"changed since the study was built (sha256 {now[:12]}…, "
+                                                      f"recorded {str(recorded.get(name))[:12]}…)")
+            raise StudyFrozen(f"{path}: {state}; {needed[name]} counted answers were given on it: the tally refuses "
+                              "to count answers against images participants did not see. Restore the study's images "
+                              "(they are the outputs the study was built from)")
+    return {"checked": True, "images": len(needed)}
 
 
 def recorded_answers(study: Path) -> int:

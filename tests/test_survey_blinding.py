@@ -237,6 +237,14 @@ def test_the_tally_stage_decodes_static_files_with_the_built_study(study, tmp_pa
     doc = tally_stage(params)
     assert doc["simulated"] is False and doc["participants"]["kept"] + sum(
         len(v) for v in doc["participants"]["excluded"].values()) == 3
+    # every image answered on: each set's content, style and outputs, and the attention checks' broken images
+    assert doc["images"]["checked"] and 3 * (2 + len(cfg.methods)) < doc["images"]["images"] <= 3 * (3 + len(cfg.methods))
+    shown = path / "images/01" / f"{cfg.methods[0]}.png"  # an image replaced under the answers: refused
+    original = shown.read_bytes()
+    shown.write_bytes(original[:-1] + b"\1")
+    with pytest.raises(ValueError, match="01/.*changed since the study was built"):
+        tally_stage(params)
+    shown.write_bytes(original)
     params["survey"]["n_participants"] = 4
     with pytest.raises(ValueError, match="different study design"):
         tally_stage(params)

@@ -35,7 +35,7 @@ def test_the_luce_scale_recovers_the_simulated_preferences(plain_rows):
     assert sum(_covered(scale["theta"], truth)) >= 3, (scale["theta"], truth)  # 4 intervals at 95%
     assert [m for m, _ in sorted(scale["theta"].items(), key=lambda kv: -kv[1]["value"])][:2] == ["safin", "sanet"]
     assert abs(sum(scale["p_chosen_all_shown"].values()) - 1) < 1e-9
-    assert scale["n_choices"] == 25 * 42  # attention checks left out: 40 sets + 2 repeats per participant
+    assert scale["n_choices"] == 25 * 40  # the regular screens, as the shares: attention checks and repeats left out
 
 
 def test_the_mixed_model_recovers_the_log_odds_and_sees_the_random_effects(plain_rows):
@@ -44,7 +44,7 @@ def test_the_mixed_model_recovers_the_log_odds_and_sees_the_random_effects(plain
     p = np.exp(b) / np.exp(b).sum()  # every method shown on every screen: P(chosen) = softmax
     truth = dict(zip(METHODS, np.log(p / (1 - p))))
     assert sum(_covered(fit["fixed_log_odds"], truth)) >= 3, (fit["fixed_log_odds"], truth)
-    assert fit["n_rows"] == 25 * 42 * 4
+    assert fit["n_rows"] == 25 * 40 * 4  # the regular screens only
     quiet = fit["random_effect_sd"]
     noisy = mixed_model(_rows(seed=3, participant_sd=1.0, set_sd=1.0), METHODS, "best_stylization")["random_effect_sd"]
     assert noisy["set x method"] > 2 * quiet["set x method"] and noisy["participant x method"] > quiet["participant x method"]

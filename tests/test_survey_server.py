@@ -209,14 +209,14 @@ def test_a_changed_design_replaces_an_unanswered_plan_but_never_an_answered_one(
     assert c.post(f"/api/{a.token}/answer", json={"index": 0, "question": "best_stylization",
                                                    "chosen": a.items[0].options[0]}).json()["ok"]
     before = (study / "plan.json").read_bytes()
-    with pytest.raises(ValueError, match=r"differs in n_participants; 1 answers or response files recorded"):
+    with pytest.raises(ValueError, match=r"differs in n_participants; 1 answers recorded: 1 in .*responses.sqlite"):
         build_study(stylized, study, bigger, replace_unanswered=True, responses=responses)
     assert (study / "plan.json").read_bytes() == before
     (tmp_path / "study2").mkdir()
     fresh = build_study(stylized, tmp_path / "study2", StudyConfig(n_sets=3, n_participants=4, n_attention_checks=1,
                                                                    n_repeats=1))
-    (responses / "p01.csv").write_text("participant,screen\n")  # a response file counts as an answer too
-    with pytest.raises(ValueError, match="1 answers or response files"):
+    (responses / "p01.csv").write_text("participant,screen\np01,0\n")  # a returned file's answers count too
+    with pytest.raises(ValueError, match="1 answers recorded: 1 in 1 response file"):
         build_study(stylized, fresh, bigger, replace_unanswered=True, responses=responses)
     (responses / "p01.csv").unlink()
     old = (fresh / "plan.json").read_bytes()

@@ -96,6 +96,19 @@ def test_corrupt_latest_checkpoint_is_reported_and_the_previous_one_used(tiny_da
     assert steps(tmp_path / "o") == list(range(6))
 
 
+def test_a_trainer_checkpoint_loads_for_inference(tiny_data, tmp_path):
+    """`safin stylize --checkpoint .../checkpoints/ckpt_N.pt`: the checkpoint also holds numpy's RNG state, which a
+    plain weights_only load refuses; the model's weights are those the run had at step N."""
+    from safin.methods import load_weights, trained_state
+
+    train(config(tiny_data, tmp_path / "o", max_iter=2))
+    ckpt = torch.load(tmp_path / "o/checkpoints/ckpt_000000002.pt", weights_only=False)
+    model = baselines.build("adain", encoder_weights="random")
+    load_weights(model, tmp_path / "o/checkpoints/ckpt_000000002.pt")
+    state = trained_state(model)
+    assert state.keys() == ckpt["model"].keys() and all(torch.equal(state[k], ckpt["model"][k]) for k in state)
+
+
 def test_a_changed_configuration_is_not_resumed(tiny_data, tmp_path):
     train(config(tiny_data, tmp_path / "o", max_iter=2))
     ckpt, problems = find_resumable(config(tiny_data, tmp_path / "o", max_iter=4, lr=5e-4))
