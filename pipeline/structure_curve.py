@@ -44,9 +44,11 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def measure(method: str, checkpoint: Path, pairs: list) -> dict:
-    """Mean edge correlation and flat-output count of ``checkpoint``'s model on ``pairs`` (float32)."""
-    model = build_model(method, checkpoint=str(checkpoint), device="cpu", precision="fp32")
+def measure(method: str, checkpoint: Path, pairs: list, encoder_weights: str = "normalised") -> dict:
+    """Mean edge correlation and flat-output count of ``checkpoint``'s model on ``pairs`` (float32), with the
+    encoder the run trained with."""
+    model = build_model(method, checkpoint=str(checkpoint), device="cpu", precision="fp32",
+                        encoder_weights=encoder_weights)
     edges, flat, cache = [], 0, {}
     for content, style in pairs:
         with torch.inference_mode():
@@ -67,10 +69,11 @@ def run_curve(run: Path, pairs: list, rate: float | None = None) -> dict:
     if not found:
         raise FileNotFoundError(f"{run}/checkpoints: no ckpt_*.pt to measure")
     first = torch.load(found[0][1], map_location="cpu", weights_only=False)
-    batch = int(first.get("config", {}).get("batch_size") or summary.get("batch_size") or 0) or None
+    config = first.get("config", {})
+    batch = int(config.get("batch_size") or 0) or None
     points = []
     for it, path in found:
-        point = {"iteration": it, **measure(method, path, pairs)}
+        point = {"iteration": it, **measure(method, path, pairs, config.get("encoder_weights", "normalised"))}
         if batch and rate:
             point["images"] = it * batch
             point["minutes"] = round(it * batch / rate / 60, 2)

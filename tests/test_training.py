@@ -109,6 +109,28 @@ def test_a_trainer_checkpoint_loads_for_inference(tiny_data, tmp_path):
     assert state.keys() == ckpt["model"].keys() and all(torch.equal(state[k], ckpt["model"][k]) for k in state)
 
 
+def test_the_structure_curve_measures_every_checkpoint_of_a_run(tiny_data, tmp_path):
+    from evaluation.degenerate import output_measures
+    from pipeline.structure_curve import run_curve
+    from pipeline.stylize import build_model, load_sized
+
+    train(config(tiny_data, tmp_path / "o", max_iter=4, keep_checkpoints=5))
+    pairs = [(load_sized(c, 40), load_sized(s, 40)) for c, s in zip(sorted((tiny_data / "content").iterdir())[:2],
+                                                                   sorted((tiny_data / "style").iterdir())[:2])]
+    torch.manual_seed(0)  # the "random" encoder is drawn when a model is built: the same draw for the check below
+    doc = run_curve(tmp_path / "o", pairs, rate=2.0)
+    assert [p["iteration"] for p in doc["points"]] == [2, 4] and doc["method"] == "adain"
+    assert [p["minutes"] for p in doc["points"]] == [round(2 * 2 / 2.0 / 60, 2), round(4 * 2 / 2.0 / 60, 2)]
+    torch.manual_seed(0)
+    model = build_model("adain", checkpoint=str(tmp_path / "o/checkpoints/ckpt_000000002.pt"), device="cpu",
+                        precision="fp32", encoder_weights="random")
+    with torch.no_grad():
+        want = [output_measures(model(c, s)[0].clamp(0, 1), c[0])["edge_corr"] for c, s in pairs]
+    assert doc["points"][0]["edge_corr"] == pytest.approx(sum(want) / 2, abs=1e-12)
+    assert doc["points"][0]["edge_corr"] != doc["points"][1]["edge_corr"]  # each checkpoint its own model
+    assert doc["reaches_target"] == (max(p["edge_corr"] for p in doc["points"]) >= 0.3)
+
+
 def test_a_changed_configuration_is_not_resumed(tiny_data, tmp_path):
     train(config(tiny_data, tmp_path / "o", max_iter=2))
     ckpt, problems = find_resumable(config(tiny_data, tmp_path / "o", max_iter=4, lr=5e-4))
