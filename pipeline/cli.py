@@ -288,7 +288,10 @@ def _cmd_survey(args: argparse.Namespace) -> int:
     elif args.action == "serve":
         from survey.server import serve
 
-        serve(Path(args.study or study_dir(params)), host=args.host, port=args.port)
+        from survey.recruitment import RecruitmentConfig
+
+        serve(Path(args.study or study_dir(params)), host=args.host, port=args.port,
+              recruitment=RecruitmentConfig.from_params(params["survey"].get("recruitment")))
     elif args.action == "export-static":
         from survey.static import export_static
 

@@ -97,6 +97,22 @@ def power(params: dict) -> dict | None:
     return power_analysis(cfg, design=(int(s["n_participants"]), int(s["n_sets"])))
 
 
+def platform_ids(rows: list[dict], params: dict, plans: dict | None) -> dict:
+    """``{participant: {"platform", "id"}}`` of the participants who came from a recruitment platform (to approve
+    and pay them); ids salted and hashed when ``survey.recruitment.hash_ids`` (the salt is the plan's invite
+    tokens: private to the researcher, stable for the study)."""
+    from survey.recruitment import RecruitmentConfig, hashed_id
+
+    cfg = RecruitmentConfig.from_params(params["survey"].get("recruitment"))
+    salt = "".join(sorted(p.token for p in (plans or {}).values()))
+    out = {}
+    for r in rows:
+        if r.get("platform") and r.get("platform_id") and r["participant"] not in out:
+            pid = hashed_id(r["platform"], r["platform_id"], salt) if cfg.hash_ids else r["platform_id"]
+            out[r["participant"]] = {"platform": r["platform"], "id": pid, "hashed": cfg.hash_ids}
+    return out
+
+
 def tally_stage(params: dict) -> dict:
     """Tally every CSV in ``survey.responses``; with none there, tally a simulated study (labelled)."""
     s = params["survey"]
@@ -125,6 +141,7 @@ def tally_stage(params: dict) -> dict:
     doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets,
                                   n_bootstrap=int(s["bootstrap"]), seed=int(s["seed"])))
     doc["images"] = images
+    doc["platform_ids"] = platform_ids(resp.rows, params, plans)
     doc["files"] = [str(f) for f in files]
     doc["labels"] = labels(cfg.methods)  # the methods' own labels (outputs/methods, stage check_methods)
     doc["power"] = power(params)

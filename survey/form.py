@@ -24,3 +24,8 @@ def render_page(config: dict) -> str:
 
 def thank_you() -> str:
     return TEMPLATES.get_template("thank_you.html").render()
+
+
+def message_page(title: str, text: str) -> str:
+    """A page with one message (the study link's errors, a full study, an expired session), escaped."""
+    return TEMPLATES.get_template("message.html").render(title=title, text=text)

@@ -13,6 +13,7 @@ Columns of the CSV, in order:
 | shown_at, answered_at | ISO-8601 timestamps (UTC) |
 | simulated | ``1`` for synthetic responses (``safin survey simulate``), else ``0`` |
 | screen | the screen's position in the participant's plan, 0-based (optional: files written before it lack it) |
+| platform, platform_id | optional: the recruitment platform and the participant's id there (the server's export) |
 
 A static participant's file holds opaque identifiers instead (``participant, screen, question,
 chosen_option, shown_at, answered_at``; :mod:`survey.blinding`): :func:`read_responses` decodes it into
@@ -117,7 +118,8 @@ def _check_row(r: dict, questions, participants) -> tuple[str | None, dict | Non
                "question": r["question"].strip(), "chosen": r["chosen"].strip(), "order": order,
                "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""),
                "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True"),
-               "screen": int(r["screen"]) if str(r.get("screen") or "").strip() else None}
+               "screen": int(r["screen"]) if str(r.get("screen") or "").strip() else None,
+               "platform": str(r.get("platform") or "").strip(), "platform_id": str(r.get("platform_id") or "").strip()}
     except (ValueError, KeyError, AttributeError) as e:
         return f"unreadable row ({e})", None
     if not row["participant"]:

@@ -23,16 +23,18 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .blinding import screens
-from .design import load_plan
-from .form import render_page, thank_you
+from .design import BROKEN, load_plan
+from .form import message_page, render_page, thank_you
+from .recruitment import ArrivalError, RecruitmentConfig, arrival_from_query
 from .responses import COLUMNS
 
 MAX_BODY = 4096
@@ -43,7 +45,20 @@ CREATE TABLE IF NOT EXISTS answers (
   kind TEXT NOT NULL, chosen TEXT NOT NULL, displayed_order TEXT NOT NULL, shown_at TEXT, answered_at TEXT,
   PRIMARY KEY (participant, item, question));
 CREATE TABLE IF NOT EXISTS finished (participant TEXT PRIMARY KEY, at TEXT);
+CREATE TABLE IF NOT EXISTS arrivals (
+  id INTEGER PRIMARY KEY, platform TEXT NOT NULL, pid TEXT NOT NULL, participant TEXT NOT NULL,
+  session TEXT NOT NULL UNIQUE, extras TEXT NOT NULL, arrived_at REAL NOT NULL, last_seen REAL NOT NULL,
+  state TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS one_active_slot_per_id ON arrivals (platform, pid) WHERE state = 'active';
+CREATE UNIQUE INDEX IF NOT EXISTS one_holder_per_slot ON arrivals (participant) WHERE state = 'active';
+CREATE TABLE IF NOT EXISTS released_answers (
+  participant TEXT NOT NULL, item INTEGER NOT NULL, question TEXT NOT NULL, set_id INTEGER NOT NULL,
+  kind TEXT NOT NULL, chosen TEXT NOT NULL, displayed_order TEXT NOT NULL, shown_at TEXT, answered_at TEXT,
+  arrival INTEGER NOT NULL, released_at REAL NOT NULL);
 """
+
+#: the export's columns after the response schema's: who the participant is on their platform
+PLATFORM_COLUMNS = ["platform", "platform_id", "platform_extras"]
 
 
 class Store:
@@ -80,8 +95,70 @@ class Store:
 
     def export_rows(self) -> list[tuple]:
         return list(self._conn().execute(
-            "SELECT participant, set_id, kind, question, chosen, displayed_order, shown_at, answered_at, 0, item "
-            "FROM answers ORDER BY participant, item, question"))
+            "SELECT a.participant, a.set_id, a.kind, a.question, a.chosen, a.displayed_order, a.shown_at, "
+            "a.answered_at, 0, a.item, COALESCE(r.platform, ''), COALESCE(r.pid, ''), COALESCE(r.extras, '') "
+            "FROM answers a LEFT JOIN arrivals r ON r.participant = a.participant AND r.state = 'active' "
+            "ORDER BY a.participant, a.item, a.question"))
+
+    # -- platform arrivals (survey.recruitment) --------------------------------------------------------------
+    def assign(self, arrival, order: list[str], now: float, timeout_s: float) -> tuple[str, str] | None:
+        """``(participant, session)`` for a platform participant: the slot this id already holds, else the first
+        plan of ``order`` nobody holds (no active arrival, no answer, not finished), after returning to the pool
+        every slot whose holder neither finished nor was seen for ``timeout_s`` (their answers moved to
+        ``released_answers``, kept). None: every slot is taken or in progress. One transaction: two arrivals
+        never get one slot."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT participant, session FROM arrivals WHERE platform=? AND pid=? AND state='active'",
+                            (arrival.platform, arrival.pid)).fetchone()
+            if row:
+                c.execute("UPDATE arrivals SET last_seen=? WHERE session=?", (now, row[1]))
+                c.execute("COMMIT")
+                return row[0], row[1]
+            stale = c.execute("SELECT id, participant FROM arrivals WHERE state='active' AND last_seen < ? AND "
+                              "participant NOT IN (SELECT participant FROM finished)", (now - timeout_s,)).fetchall()
+            for arrival_id, participant in stale:
+                c.execute("INSERT INTO released_answers SELECT *, ?, ? FROM answers WHERE participant=?",
+                          (arrival_id, now, participant))
+                c.execute("DELETE FROM answers WHERE participant=?", (participant,))
+                c.execute("UPDATE arrivals SET state='released' WHERE id=?", (arrival_id,))
+            taken = {r[0] for r in c.execute(
+                "SELECT participant FROM arrivals WHERE state='active' UNION SELECT participant FROM answers "
+                "UNION SELECT participant FROM finished")}
+            free = next((p for p in order if p not in taken), None)
+            if free is None:
+                c.execute("COMMIT")
+                return None
+            session = secrets.token_urlsafe(16)
+            c.execute("INSERT INTO arrivals (platform, pid, participant, session, extras, arrived_at, last_seen, state) "
+                      "VALUES (?,?,?,?,?,?,?,'active')", (arrival.platform, arrival.pid, free, session,
+                                                          json.dumps(dict(arrival.extras)), now, now))
+            c.execute("COMMIT")
+            return free, session
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def session(self, token: str) -> tuple[str, str] | None:
+        """``(participant, state)`` of a platform session token (None: not one)."""
+        row = self._conn().execute("SELECT participant, state FROM arrivals WHERE session=?", (token,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def touch(self, token: str, now: float) -> None:
+        self._conn().execute("UPDATE arrivals SET last_seen=? WHERE session=? AND state='active'", (now, token))
+
+    def arrival_of(self, participant: str):
+        """The active platform arrival holding ``participant``'s plan (None: an invited participant)."""
+        from .recruitment import Arrival
+
+        row = self._conn().execute("SELECT platform, pid, extras FROM arrivals WHERE participant=? AND state='active'",
+                                   (participant,)).fetchone()
+        return Arrival(row[0], row[1], tuple(json.loads(row[2]).items())) if row else None
+
+    def failed_attention(self, participant: str, broken: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM answers WHERE participant=? AND kind='attention' AND chosen=?",
+                                    (participant, broken)).fetchone() is not None
 
     def counts(self) -> dict:
         c = self._conn()
@@ -90,25 +167,63 @@ class Store:
                 "participants_finished": c.execute("SELECT COUNT(*) FROM finished").fetchone()[0]}
 
 
-def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | None = None) -> Starlette:
+def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | None = None,
+               recruitment: RecruitmentConfig | None = None, clock=time.time) -> Starlette:
+    """The study's web app. ``recruitment``: platform arrivals at ``/join`` (:mod:`survey.recruitment`); invite
+    links (``/s/TOKEN`` of the plan) work either way. ``clock``: seconds, for the slot timeout (tests)."""
     study_dir = Path(study_dir).resolve()
     images_root = (study_dir / "images").resolve()
     cfg, plans = load_plan(study_dir / "plan.json")
     by_token = {p.token: p for p in plans}
-    files = {p.token: {i: images_root / f"{set_id:02d}" / f"{role}.png" for i, (set_id, role) in p.image_ids().items()}
-             for p in plans}
+    by_participant = {p.participant: p for p in plans}
+    files = {p.participant: {i: images_root / f"{set_id:02d}" / f"{role}.png"
+                             for i, (set_id, role) in p.image_ids().items()} for p in plans}
     store = Store(Path(db_path or study_dir / "responses.sqlite"))
     admin = admin_token or secrets.token_urlsafe(24)
+    recruitment = recruitment or RecruitmentConfig()
 
     def plan_for(request: Request):
-        return by_token.get(request.path_params["token"])
+        """The plan a token stands for: an invite token of the plan, or an active platform session."""
+        token = request.path_params["token"]
+        plan = by_token.get(token)
+        if plan is None and len(token) < 64:
+            held = store.session(token)
+            if held and held[1] == "active":
+                store.touch(token, clock())
+                plan = by_participant.get(held[0])
+        return plan
+
+    def expired(request: Request) -> bool:
+        held = store.session(request.path_params["token"][:64])
+        return bool(held) and held[1] != "active"
+
+    async def join(request: Request):
+        try:
+            arrival = arrival_from_query(request.query_params)
+        except ArrivalError as e:
+            return HTMLResponse(message_page("This study link is incomplete", str(e)), status_code=400)
+        if arrival.platform not in recruitment.allowed:
+            return HTMLResponse(message_page("This study link is not valid", "this study does not recruit there"),
+                                status_code=400)
+        if arrival.preview:
+            return HTMLResponse(message_page("Preview", "Accept the task to start the study."))
+        got = store.assign(arrival, [p.participant for p in plans], clock(), 60 * float(recruitment.slot_timeout_minutes))
+        if got is None:
+            return HTMLResponse(message_page("The study is full", "Every place in this study is taken. Thank you for "
+                                             "your interest; please return the task on your platform."))
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/s/{got[1]}", status_code=303)
 
     async def page(request: Request):
         plan = plan_for(request)
         if plan is None:
+            if expired(request):
+                return HTMLResponse(message_page("This session has expired", "Your place was given to another "
+                                                 "participant after a long pause. Open the study again from your "
+                                                 "platform to start anew."), status_code=410)
             return HTMLResponse("<h2>This invitation link is not valid.</h2>", status_code=404)
-        return HTMLResponse(render_page({"mode": "served", "token": plan.token, "api": f"/api/{plan.token}",
-                                         "images": f"/img/{plan.token}", "questions": cfg.questions}))
+        token = request.path_params["token"]
+        return HTMLResponse(render_page({"mode": "served", "token": token, "api": f"/api/{token}",
+                                         "images": f"/img/{token}", "questions": cfg.questions}))
 
     async def state(request: Request):
         plan = plan_for(request)
@@ -151,11 +266,14 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         import datetime as dt
 
         store.finish(plan.participant, dt.datetime.now(dt.timezone.utc).isoformat())
-        return JSONResponse({"ok": True})
+        # the platform's completion URL: its code, or the other code (or none) after a failed attention check
+        excluded = store.failed_attention(plan.participant, BROKEN)
+        return JSONResponse({"ok": True, "next": recruitment.completion(store.arrival_of(plan.participant), excluded)})
 
     async def image(request: Request):
         name = request.path_params["name"]
-        target = files.get(request.path_params["token"], {}).get(name[:-4] if name.endswith(".png") else "")
+        plan = plan_for(request)
+        target = files.get(plan.participant, {}).get(name[:-4] if name.endswith(".png") else "") if plan else None
         if target is None or not target.is_file():
             return PlainTextResponse("not found", status_code=404)
         # the bytes only: no ETag / Last-Modified (equal for every participant), no file name
@@ -171,7 +289,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
             return PlainTextResponse("forbidden", status_code=403)
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(COLUMNS)
+        w.writerow(COLUMNS + PLATFORM_COLUMNS)
         for row in store.export_rows():
             w.writerow(row)
         return Response(buf.getvalue(), media_type="text/csv",
@@ -186,7 +304,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         return HTMLResponse(thank_you())
 
     app = Starlette(routes=[
-        Route("/s/{token}", page), Route("/s/{token}/done", done),
+        Route("/join", join), Route("/s/{token}", page), Route("/s/{token}/done", done),
         Route("/api/{token}/state", state), Route("/api/{token}/answer", answer, methods=["POST"]),
         Route("/api/{token}/finish", finish, methods=["POST"]),
         Route("/img/{token}/{name}", image), Route("/admin/export", export), Route("/admin/status", status),
@@ -213,12 +331,22 @@ def invite_links(app: Starlette, base_url: str) -> list[tuple[str, str]]:
     return [(p.participant, f"{base_url.rstrip('/')}/s/{p.token}") for p in app.state.plans]
 
 
-def serve(study_dir: Path, host: str = "127.0.0.1", port: int = 8000, admin_token: str | None = None) -> None:
+def study_link(base_url: str) -> str:
+    """The one link for a recruitment platform, with each platform's placeholders (Prolific fills
+    ``{{%PROLIFIC_PID%}}``; MTurk appends its own parameters to an external question's URL)."""
+    base = f"{base_url.rstrip('/')}/join"
+    return (f"{base}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}"
+            f"  (Prolific);  {base}  (MTurk: its workerId, assignmentId, hitId);  {base}?pid=ID  (any other)")
+
+
+def serve(study_dir: Path, host: str = "127.0.0.1", port: int = 8000, admin_token: str | None = None,
+          recruitment: RecruitmentConfig | None = None) -> None:
     import uvicorn
 
-    app = create_app(study_dir, admin_token=admin_token)
+    app = create_app(study_dir, admin_token=admin_token, recruitment=recruitment)
     base = f"http://{host}:{port}"
-    print("Invite links (send one to each participant):")
+    print(f"Study link for a recruitment platform: {study_link(base)}")
+    print("Or one invite link per participant:")
     for participant, link in invite_links(app, base):
         print(f"  {participant}: {link}")
     print(f"Admin export: {base}/admin/export?token={app.state.admin_token}")

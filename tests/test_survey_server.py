@@ -157,6 +157,25 @@ def _post(url, data, deadline):
     raise TimeoutError(url)
 
 
+def _join(url, deadline) -> str:
+    """The session a study link's redirect names (bounded retries: the server may be restarting)."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **kw):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    while time.time() < deadline:
+        try:
+            opener.open(url, timeout=10)
+        except urllib.error.HTTPError as e:
+            if e.code == 303:
+                return e.headers["Location"].rsplit("/", 1)[1]
+            raise
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
 @pytest.mark.slow
 def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
     cfg = StudyConfig(n_sets=3, n_participants=200, n_attention_checks=0, n_repeats=0)
@@ -167,16 +186,21 @@ def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
     deadline = time.time() + 240
     expected = set()
 
-    def participant(plan):
+    by_id = {p.participant: p for p in plans}
+
+    def participant(n):
+        """A participant from a platform: arrives at the one study link, gets a plan, answers every screen."""
+        session = _join(f"http://127.0.0.1:{port}/join?PROLIFIC_PID=5f{n:022d}&STUDY_ID=S&SESSION_ID=X{n}", deadline)
+        plan = by_id[server.app.state.store.session(session)[0]]
         for i, item in enumerate(plan.items):
             for q in cfg.questions:
                 chosen = item.options[(i + len(q)) % len(item.options)]
-                _post(f"http://127.0.0.1:{port}/api/{plan.token}/answer",
+                _post(f"http://127.0.0.1:{port}/api/{session}/answer",
                       {"index": i, "question": q, "chosen": chosen}, deadline)
         return plan.participant
 
     with ThreadPoolExecutor(max_workers=40) as pool:
-        futures = [pool.submit(participant, p) for p in plans]
+        futures = [pool.submit(participant, n) for n in range(200)]
         total = 200 * 3 * 2
         while server.app.state.store.counts()["answers"] < total * 0.3 and time.time() < deadline:
             time.sleep(0.005)
@@ -191,7 +215,7 @@ def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
     with urllib.request.urlopen(f"{server.url}/admin/export?token=adm") as r:
         rows = r.read().decode().strip().splitlines()[1:]
     server.__exit__()
-    assert len(done) == 200
+    assert len(done) == 200 and sorted(done) == sorted(by_id)  # 200 arrivals, 200 distinct plans
     assert 0 < at_restart < total, at_restart  # the restart really happened mid-run
     assert len(rows) == len(expected) == 200 * 3 * 2  # every answer stored exactly once
 
