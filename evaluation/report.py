@@ -54,6 +54,22 @@ def study_note(sdoc: dict) -> str:
                    "not people's judgements. " if sdoc.get("simulated") else "")
                   + f"{p['kept']} of {p['total']} participants kept; excluded: "
                   + "; ".join(f"{k}: {len(v)}" for k, v in p["excluded"].items()) + ".")
+    rules = sdoc.get("exclusion_rules") or {}
+    if rules:
+        note += " Exclusion rules, in order: " + "; ".join(f"{k} ({rules[k]})" for k in rules.get("order", [])
+                                                            if k in rules) + "."
+    reg = sdoc.get("preregistration")
+    if reg:
+        when = f"registered {reg.get('registered_at')}, sha256 {reg['sha256'][:16]}…"
+        if reg["matches"]:
+            note += f" The study matches its preregistration ({reg['file']}, {when})."
+        else:
+            note += (f" The study does NOT match its preregistration ({reg['file']}, {when}): "
+                     + "; ".join((["the file was edited after it was registered (its sha256 differs from "
+                                   f"{reg['file']}.sha256)"] if not reg["unchanged"] else [])
+                                 + [f"differs in {d}" for d in reg["differences"]]) + ".")
+    elif reg is None and "preregistration" in sdoc:
+        note += " Not preregistered (`safin survey preregister` before collecting answers)."
     images = sdoc.get("images")
     if images and images.get("checked"):
         note += (f" Every answer counted was given on the images the study recorded when it was built "

@@ -298,6 +298,11 @@ def _cmd_survey(args: argparse.Namespace) -> int:
         pages = export_static(Path(args.study or study_dir(params)),
                               Path(args.out or Path(params["survey"]["out"]) / "static"))
         print(f"{len(pages)} participant pages in {pages[0].parent}")
+    elif args.action == "preregister":
+        from .survey import preregister
+
+        path, sha = preregister(params, Path(args.out) if args.out else None)
+        print(f"{path}: registered, sha256 {sha} (also in {path}.sha256): deposit both where you register the study")
     elif args.action == "plan":
         print(plan(params, Path(args.out) if args.out else None))
     elif args.action == "simulate":
@@ -495,12 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("survey", help="user study: plan, simulate responses, tally (stage survey_tally)")
-    s.add_argument("action", choices=["build-study", "serve", "export-static", "plan", "simulate", "tally"])
+    s.add_argument("action", choices=["build-study", "serve", "export-static", "preregister", "plan", "simulate",
+                                      "tally"])
     s.add_argument("--study", help="study folder (default survey.study; private: it holds the plan)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--out", help="output file (plan, simulate)")
+    s.add_argument("--out", help="output file (plan, simulate, preregister)")
     s.add_argument("--receipt", help="build-study: also write what was built (no tokens) to this JSON file (stage "
                                      "survey_study)")
     s.set_defaults(func=_cmd_survey)

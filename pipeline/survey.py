@@ -113,6 +113,62 @@ def platform_ids(rows: list[dict], params: dict, plans: dict | None) -> dict:
     return out
 
 
+def tally_config(params: dict) -> TallyConfig:
+    s, cfg = params["survey"], study_config(params)
+    ex = s.get("exclusion") or {}
+    fast = ex.get("min_median_screen_seconds", 2.0)
+    return TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets, n_bootstrap=int(s["bootstrap"]),
+                       seed=int(s["seed"]), min_regular_fraction=float(ex.get("min_regular_fraction", 0.9)),
+                       min_median_screen_seconds=None if fast is None else float(fast))
+
+
+def registration_parts(params: dict) -> dict:
+    """What a preregistration fixes, computed from params.yaml and the built study (survey.preregistration)."""
+    from survey.design import image_hashes
+    from survey.preregistration import digest, plan_digest
+    from survey.tally import exclusion_rules
+
+    cfg, tc = study_config(params), tally_config(params)
+    plans = study_plans(params)
+    images = image_hashes(study_dir(params) / "plan.json") if plans else {}
+    return {
+        "design": asdict(cfg),
+        "plan_sha256": plan_digest(plans.values()) if plans else None,
+        "images_sha256": digest(images) if images else None,
+        "exclusion_rules": exclusion_rules(tc),
+        "planned_tests": {
+            "unit": "regular screens; attention checks and repeats left out (repeats: consistency only)",
+            "vote_shares": f"per question, 95% two-way cluster bootstrap over participants and sets ({tc.n_bootstrap} "
+                           f"resamples, seed {tc.seed}); naive Wilson intervals for reference",
+            "tests": ["chi-square against chance (naive)", "Friedman on per-participant counts",
+                      "pairwise Wilcoxon signed-rank, Holm-corrected at 0.05"],
+            "models": ["Luce (top-1 Plackett-Luce) scale, two-way cluster bootstrap",
+                       "mixed-effects logistic model: participant x method and set x method random intercepts"],
+            "decision": "SAFIN preferred (reproduced) when its share is the largest and its interval's lower bound "
+                        "exceeds every other method's upper bound; not reproduced when another method's lower bound "
+                        "exceeds SAFIN's upper bound; otherwise inconclusive",
+        },
+        "power_settings": params["survey"].get("power"),
+    }
+
+
+def preregister(params: dict, out: Path | None = None) -> tuple[Path, str]:
+    """``safin survey preregister``: the registration file (design, power analysis, exclusion rules, planned
+    tests) and its sha256, written before any answer exists."""
+    from survey.preregistration import write
+    from survey.study import answers_recorded
+
+    s = params["survey"]
+    path = Path(out or s.get("preregistration") or "data/survey/preregistration.json")
+    answered, where = answers_recorded(study_dir(params), Path(s["responses"]))
+    if answered:
+        raise ValueError(f"{path}: not written: the study already has {answered} answers ({where}); a "
+                         "preregistration is written before any data exists")
+    doc = registration_parts(params)
+    doc["power"] = power(params)
+    return path, write(doc, path)
+
+
 def tally_stage(params: dict) -> dict:
     """Tally every CSV in ``survey.responses``; with none there, tally a simulated study (labelled)."""
     s = params["survey"]
@@ -138,9 +194,15 @@ def tally_stage(params: dict) -> dict:
         images = check_images(study_dir(params), resp.rows, image_hashes(study_dir(params) / "plan.json"))
         if not images["checked"]:
             print(f"survey tally: {study_dir(params)}: images not checked: {images['why']}", file=sys.stderr)
-    doc = tally(resp, TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets,
-                                  n_bootstrap=int(s["bootstrap"]), seed=int(s["seed"])))
+    doc = tally(resp, tally_config(params))
     doc["images"] = images
+    registered = Path(s.get("preregistration") or "data/survey/preregistration.json")
+    if registered.exists():  # the study analysed against what was registered before any data existed
+        from survey.preregistration import check
+
+        doc["preregistration"] = check(registered, registration_parts(params))
+    else:
+        doc["preregistration"] = None
     doc["platform_ids"] = platform_ids(resp.rows, params, plans)
     doc["files"] = [str(f) for f in files]
     doc["labels"] = labels(cfg.methods)  # the methods' own labels (outputs/methods, stage check_methods)

@@ -7,7 +7,7 @@ per-participant counts with Holm-corrected pairwise Wilcoxon signed-rank tests, 
 Randolph's kappa, Krippendorff's alpha, position bias, consistency on repeated sets, agreement
 between the two questions (Cramér's V) and per-set shares; a Luce preference scale and a mixed-effects
 logistic model with participant and set random effects (:mod:`survey.models`). Exclusions (failed attention checks,
-incomplete participants, invalid or duplicate rows) are counted and listed, never hidden.
+too fast a median screen, incomplete participants, invalid or duplicate rows) are counted and listed, never hidden.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class TallyConfig:
     methods: list[str]
     questions: list[str]
     min_regular_fraction: float = 0.9   # a participant answering fewer regular sets is "incomplete"
+    min_median_screen_seconds: float | None = 2.0   # a faster median screen is "too fast" (None: rule off)
     n_sets: int | None = None
     n_bootstrap: int = 2000
     seed: int = 0
@@ -33,21 +34,65 @@ class TallyConfig:
     model_bootstrap: int = 300          # cluster-bootstrap resamples of the Luce scale
 
 
+#: the exclusion rules, in the order they are applied (a participant is listed under the first that applies)
+RULES = ("failed attention check", "too fast", "incomplete")
+
+
+def _time(value) -> float | None:
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+def screen_seconds(rows: list[dict]) -> list[float]:
+    """One participant's time on each regular screen: from when it was shown to its last answer (seconds;
+    screens without readable timestamps left out)."""
+    screens: dict = defaultdict(list)
+    for r in rows:
+        if r["kind"] == "regular":
+            screens[r["screen"] if r.get("screen") is not None else (r["set"], r["kind"])].append(r)
+    out = []
+    for answers in screens.values():
+        shown = [t for t in (_time(r.get("shown_at")) for r in answers) if t is not None]
+        answered = [t for t in (_time(r.get("answered_at")) for r in answers) if t is not None]
+        if shown and answered:
+            out.append(max(answered) - min(shown))
+    return out
+
+
 def exclusions(resp: Responses, cfg: TallyConfig) -> tuple[set[str], dict[str, list[str]]]:
-    """(excluded participant ids, {reason: [participants]})."""
+    """(excluded participant ids, {rule: [participants]}) by :data:`RULES`: any broken image chosen on an
+    attention check; a median time per regular screen under ``min_median_screen_seconds`` (participants without
+    timestamps are not judged by it); fewer than ``min_regular_fraction`` of the regular answers."""
     by_p = defaultdict(list)
     for r in resp.rows:
         by_p[r["participant"]].append(r)
-    reasons: dict[str, list[str]] = {"failed attention check": [], "incomplete": []}
+    reasons: dict[str, list[str]] = {rule: [] for rule in RULES}
     n_sets = cfg.n_sets or len({r["set"] for r in resp.rows if r["kind"] == "regular"})
     need = int(np.ceil(cfg.min_regular_fraction * n_sets * len(cfg.questions)))
     for p, rows in sorted(by_p.items()):
+        times = screen_seconds(rows) if cfg.min_median_screen_seconds is not None else []
         if any(r["kind"] == "attention" and r["chosen"] == BROKEN for r in rows):
             reasons["failed attention check"].append(p)
+        elif times and float(np.median(times)) < cfg.min_median_screen_seconds:
+            reasons["too fast"].append(p)
         elif sum(r["kind"] == "regular" for r in rows) < need:
             reasons["incomplete"].append(p)
     excluded = {p for ps in reasons.values() for p in ps}
     return excluded, reasons
+
+
+def exclusion_rules(cfg: TallyConfig) -> dict:
+    """The rules as applied (what a preregistration records and the report states)."""
+    return {"failed attention check": "the broken image chosen on any attention-check screen",
+            "too fast": (f"median time per regular screen under {cfg.min_median_screen_seconds} s"
+                         if cfg.min_median_screen_seconds is not None else "off"),
+            "incomplete": f"fewer than {cfg.min_regular_fraction:.0%} of the regular answers",
+            "order": list(RULES)}
 
 
 def vote_tensor(rows: list[dict], methods: list[str], question: str) -> tuple[np.ndarray, list[str], list[int]]:
@@ -95,6 +140,7 @@ def tally(resp: Responses, cfg: TallyConfig) -> dict:
                  "participants": {"total": len({r['participant'] for r in resp.rows}),
                                   "kept": len({r['participant'] for r in kept}),
                                   "excluded": {k: v for k, v in reasons.items()}},
+                 "exclusion_rules": exclusion_rules(cfg),
                  "invalid_rows": resp.problems, "shares": {}, "tests": {}, "agreement": {},
                  "position_bias": {}, "per_set": {}, "consistency": {}, "luce_scale": {}, "mixed_model": {}}
     k = len(cfg.methods)

@@ -182,3 +182,89 @@ def test_the_report_says_whether_the_study_images_were_checked():
     assert "21 images" in study_note(doc | {"images": {"checked": True, "images": 21}})
     why = "the plan predates recorded image hashes (built before they existed)"
     assert f"not checked against the plan: {why}" in study_note(doc | {"images": {"checked": False, "why": why}})
+
+
+def test_a_participant_too_fast_is_excluded_by_that_rule_and_one_without_times_is_not_judged():
+    import datetime as dt
+
+    from survey.responses import Responses
+    from survey.tally import TallyConfig, exclusions
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+    def rows(participant, seconds):
+        out = []
+        for s in range(4):
+            for j, q in enumerate(("best_stylization", "fewest_artifacts")):
+                shown = t0 + dt.timedelta(seconds=100 * s)
+                answered = shown + dt.timedelta(seconds=(seconds or 0) * (j + 1) / 2)
+                out.append({"participant": participant, "set": s, "kind": "regular", "question": q, "chosen": "safin",
+                            "order": ["safin", "sanet"], "screen": s, "simulated": False,
+                            "shown_at": shown.isoformat() if seconds is not None else "",
+                            "answered_at": answered.isoformat() if seconds is not None else ""})
+        return out
+
+    resp = Responses(rows("slow", 6.0) + rows("fast", 1.5) + rows("edge", 2.0) + rows("untimed", None))
+    cfg = TallyConfig(["safin", "sanet"], ["best_stylization", "fewest_artifacts"], n_sets=4)
+    excluded, reasons = exclusions(resp, cfg)
+    assert reasons["too fast"] == ["fast"] and excluded == {"fast"}
+    cfg.min_median_screen_seconds = None
+    assert exclusions(resp, cfg)[0] == set()
+
+
+@pytest.fixture
+def params_for(tmp_path):
+    """params.yaml pointed at a small built study, its responses and a registration, all under tmp_path."""
+    from pipeline.params import load_params
+
+    def make(study):
+        params = load_params("params.yaml")
+        params["survey"].update({"methods": CFG.methods, "n_sets": 3, "n_participants": 3, "attention_checks": 1,
+                                 "repeats": 1, "bootstrap": 50, "study": str(study), "responses": str(tmp_path / "resp"),
+                                 "out": str(tmp_path / "out"), "metrics": str(tmp_path / "survey.json"),
+                                 "preregistration": str(tmp_path / "prereg.json")})
+        params["survey"]["power"].update({"participants": [10], "sets": [20], "simulations": 20, "bootstrap": 50})
+        return params
+    return make
+
+
+def test_preregister_then_tally_says_whether_the_study_matches_its_registration(built, tmp_path, params_for):
+    from evaluation.report import study_note
+    from pipeline.survey import preregister, registration_parts, tally_stage
+    from survey.preregistration import check
+
+    _, study = built
+    params = params_for(study)
+    path, sha = preregister(params)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha and sha in (tmp_path / "prereg.json.sha256").read_text()
+    reg = json.loads(path.read_text())
+    assert reg["design"]["n_participants"] == 3 and reg["exclusion_rules"]["too fast"].startswith("median time")
+    assert reg["plan_sha256"] and reg["images_sha256"] and reg["power"]["design"]["participants"] == 3
+    with pytest.raises(FileExistsError, match="never rewritten"):
+        preregister(params)
+    doc = tally_stage(params)  # (no answers yet: a simulated study, tallied against the registration all the same)
+    assert doc["preregistration"]["matches"] is True
+    assert "matches its preregistration" in study_note(doc)
+    assert "too fast: 0" in study_note(doc) and "Exclusion rules, in order: failed attention check" in study_note(doc)
+    # what the stage does at every tally (above), without refitting the models: a rule changed after registering
+    params["survey"]["exclusion"]["min_median_screen_seconds"] = 1.0
+    doc["preregistration"] = check(path, registration_parts(params))
+    assert doc["preregistration"]["matches"] is False and doc["preregistration"]["differences"] == [
+        "exclusion_rules: too fast"]
+    assert "does NOT match its preregistration" in study_note(doc) and "differs in exclusion_rules: too fast" in study_note(doc)
+    params["survey"]["exclusion"]["min_median_screen_seconds"] = 2.0
+    another = {**registration_parts(params), "design": {**reg["design"], "n_participants": 4}}
+    assert check(path, another)["differences"] == ["design: n_participants"]
+    path.write_text(path.read_text().replace('"seed": 0', '"seed": 0 '))  # edited after registering
+    doc["preregistration"] = check(path, registration_parts(params))
+    assert doc["preregistration"]["unchanged"] is False and "edited after it was registered" in study_note(doc)
+
+
+def test_preregister_refuses_once_answers_exist(built, tmp_path, params_for):
+    from pipeline.survey import preregister
+
+    _, study = built
+    answer_file(tmp_path / "resp")
+    with pytest.raises(ValueError, match="already has 1 answers.*before any data exists"):
+        preregister(params_for(study))
+    assert not (tmp_path / "prereg.json").exists()
