@@ -290,13 +290,19 @@ def _cmd_survey(args: argparse.Namespace) -> int:
 
         from survey.recruitment import RecruitmentConfig
 
+        from survey.form import intro_texts
+
         serve(Path(args.study or study_dir(params)), host=args.host, port=args.port,
-              recruitment=RecruitmentConfig.from_params(params["survey"].get("recruitment")))
+              recruitment=RecruitmentConfig.from_params(params["survey"].get("recruitment")),
+              texts=intro_texts(params["survey"].get("consent"), params["survey"].get("instructions")))
     elif args.action == "export-static":
         from survey.static import export_static
 
+        from survey.form import intro_texts
+
         pages = export_static(Path(args.study or study_dir(params)),
-                              Path(args.out or Path(params["survey"]["out"]) / "static"))
+                              Path(args.out or Path(params["survey"]["out"]) / "static"),
+                              texts=intro_texts(params["survey"].get("consent"), params["survey"].get("instructions")))
         print(f"{len(pages)} participant pages in {pages[0].parent}")
     elif args.action == "preregister":
         from .survey import preregister

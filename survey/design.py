@@ -24,6 +24,7 @@ from pathlib import Path
 from .blinding import new_ids, new_token
 
 BROKEN = "broken"  # the attention-check stand-in method: choosing it fails the check
+PRACTICE = -1      # the practice screen's "set" (its images: images/practice/; never counted)
 
 QUESTIONS = {
     "best_stylization": "Which image transfers the style best (colours and textures of the painting)?",
@@ -58,13 +59,26 @@ class ParticipantPlan:
     seed: int
     items: list[Item]
     refs: dict[str, list[str]] = field(default_factory=dict)  # set id -> [content id, style id] (opaque)
+    practice: list[str] = field(default_factory=list)  # the practice screen: content, style, then each option
 
     def image_ids(self) -> dict[str, tuple[int, str]]:
-        """Every identifier this participant may request → (set, method or ``content``/``style``)."""
+        """Every identifier this participant may request → (set, method or ``content``/``style``); the practice
+        screen's images as (:data:`PRACTICE`, ``content``/``style``/``optionN``)."""
         out = {ids[k]: (int(s), role) for s, ids in self.refs.items() for k, role in enumerate(("content", "style"))}
         for item in self.items:
             out.update({i: (item.set_id, m) for i, m in zip(item.options, item.order)})
+        out.update({i: (PRACTICE, role) for i, role in zip(self.practice, practice_roles(len(self.practice) - 2))})
         return out
+
+
+def practice_roles(n_options: int) -> list[str]:
+    """The practice screen's images, in the order of :attr:`ParticipantPlan.practice`."""
+    return ["content", "style", *(f"option{k}" for k in range(max(0, n_options)))]
+
+
+def image_file(images: Path, set_id: int, role: str) -> Path:
+    """Where a study image lives: ``images/SET/ROLE.png``, the practice screen's in ``images/practice/``."""
+    return Path(images) / ("practice" if set_id == PRACTICE else f"{set_id:02d}") / f"{role}.png"
 
 
 def forbidden_words(cfg: StudyConfig) -> list[str]:
@@ -79,6 +93,7 @@ def blind(plan: ParticipantPlan, cfg: StudyConfig, taken: set[str]) -> Participa
     for item in plan.items:
         item.options = new_ids(len(item.order), taken, words)
     plan.refs = {str(s): new_ids(2, taken, words) for s in sorted({it.set_id for it in plan.items})}
+    plan.practice = new_ids(2 + len(cfg.methods), taken, words)
     return plan
 
 
@@ -148,7 +163,7 @@ def load_plan(path: Path) -> tuple[StudyConfig, list[ParticipantPlan]]:
         doc = json.loads(path.read_text())
         cfg = StudyConfig(**doc["config"])
         plans = [ParticipantPlan(p["participant"], p["token"], p["seed"], [Item(**i) for i in p["items"]],
-                                 dict(p.get("refs", {}))) for p in doc["participants"]]
+                                 dict(p.get("refs", {})), list(p.get("practice", []))) for p in doc["participants"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a study plan ({type(e).__name__}: {e})") from None
     unblinded = [p for p in plans if not p.refs or any(len(it.options) != len(it.order) for it in p.items)]
@@ -157,7 +172,13 @@ def load_plan(path: Path) -> tuple[StudyConfig, list[ParticipantPlan]]:
         taken = {i for p in plans if p.participant not in late for i in p.image_ids()}
         for p in unblinded:
             blind(p, cfg, taken)
-        save_plan(plans, cfg, path)
         print(f"{path}: {', '.join(p.participant for p in unblinded)} written before blinding; gave their options "
               "opaque identifiers (tokens and orders unchanged; the other participants' identifiers kept)")
+    no_practice = [p for p in plans if not p.practice]
+    if no_practice:  # a plan from before the practice screen: new identifiers for it, nothing else changed
+        taken = {i for p in plans for i in p.image_ids()}
+        for p in no_practice:
+            p.practice = new_ids(2 + len(cfg.methods), taken, forbidden_words(cfg))
+    if unblinded or no_practice:
+        save_plan(plans, cfg, path)
     return cfg, plans

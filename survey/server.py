@@ -32,8 +32,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .blinding import screens
-from .design import BROKEN, load_plan
-from .form import message_page, render_page, thank_you
+from .design import BROKEN, image_file, load_plan
+from .form import intro, intro_texts, message_page, render_page, thank_you
 from .recruitment import ArrivalError, RecruitmentConfig, arrival_from_query
 from .responses import COLUMNS
 
@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS arrivals (
   state TEXT NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_slot_per_id ON arrivals (platform, pid) WHERE state = 'active';
 CREATE UNIQUE INDEX IF NOT EXISTS one_holder_per_slot ON arrivals (participant) WHERE state = 'active';
+CREATE TABLE IF NOT EXISTS consents (participant TEXT PRIMARY KEY, decision TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS released_consents (participant TEXT NOT NULL, decision TEXT NOT NULL, at TEXT NOT NULL,
+  arrival INTEGER NOT NULL, released_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS released_answers (
   participant TEXT NOT NULL, item INTEGER NOT NULL, question TEXT NOT NULL, set_id INTEGER NOT NULL,
   kind TEXT NOT NULL, chosen TEXT NOT NULL, displayed_order TEXT NOT NULL, shown_at TEXT, answered_at TEXT,
@@ -58,7 +61,7 @@ CREATE TABLE IF NOT EXISTS released_answers (
 """
 
 #: the export's columns after the response schema's: who the participant is on their platform
-PLATFORM_COLUMNS = ["platform", "platform_id", "platform_extras"]
+PLATFORM_COLUMNS = ["platform", "platform_id", "platform_extras", "consented_at"]
 
 
 class Store:
@@ -96,8 +99,10 @@ class Store:
     def export_rows(self) -> list[tuple]:
         return list(self._conn().execute(
             "SELECT a.participant, a.set_id, a.kind, a.question, a.chosen, a.displayed_order, a.shown_at, "
-            "a.answered_at, 0, a.item, COALESCE(r.platform, ''), COALESCE(r.pid, ''), COALESCE(r.extras, '') "
-            "FROM answers a LEFT JOIN arrivals r ON r.participant = a.participant AND r.state = 'active' "
+            "a.answered_at, 0, a.item, COALESCE(r.platform, ''), COALESCE(r.pid, ''), COALESCE(r.extras, ''), "
+            "COALESCE(k.at, '') FROM answers a "
+            "LEFT JOIN arrivals r ON r.participant = a.participant AND r.state = 'active' "
+            "LEFT JOIN consents k ON k.participant = a.participant AND k.decision = 'agreed' "
             "ORDER BY a.participant, a.item, a.question"))
 
     # -- platform arrivals (survey.recruitment) --------------------------------------------------------------
@@ -119,10 +124,7 @@ class Store:
             stale = c.execute("SELECT id, participant FROM arrivals WHERE state='active' AND last_seen < ? AND "
                               "participant NOT IN (SELECT participant FROM finished)", (now - timeout_s,)).fetchall()
             for arrival_id, participant in stale:
-                c.execute("INSERT INTO released_answers SELECT *, ?, ? FROM answers WHERE participant=?",
-                          (arrival_id, now, participant))
-                c.execute("DELETE FROM answers WHERE participant=?", (participant,))
-                c.execute("UPDATE arrivals SET state='released' WHERE id=?", (arrival_id,))
+                self._release(c, arrival_id, participant, now)
             taken = {r[0] for r in c.execute(
                 "SELECT participant FROM arrivals WHERE state='active' UNION SELECT participant FROM answers "
                 "UNION SELECT participant FROM finished")}
@@ -139,6 +141,34 @@ class Store:
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _release(c, arrival_id: int, participant: str, now: float) -> None:
+        """Give a platform participant's slot back: their answers and consent kept aside, never counted."""
+        for table in ("answers", "consents"):
+            c.execute(f"INSERT INTO released_{table} SELECT *, ?, ? FROM {table} WHERE participant=?",
+                      (arrival_id, now, participant))
+            c.execute(f"DELETE FROM {table} WHERE participant=?", (participant,))
+        c.execute("UPDATE arrivals SET state='released' WHERE id=?", (arrival_id,))
+
+    def consent(self, participant: str, decision: str, at: str, session: str | None, now: float) -> None:
+        """Record the consent screen's decision; a platform participant who declines frees their slot at once."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("INSERT OR REPLACE INTO consents VALUES (?,?,?)", (participant, decision, at))
+            if decision == "declined" and session:
+                row = c.execute("SELECT id FROM arrivals WHERE session=? AND state='active'", (session,)).fetchone()
+                if row:
+                    self._release(c, row[0], participant, now)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def consented(self, participant: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM consents WHERE participant=? AND decision='agreed'",
+                                    (participant,)).fetchone() is not None
 
     def session(self, token: str) -> tuple[str, str] | None:
         """``(participant, state)`` of a platform session token (None: not one)."""
@@ -168,19 +198,22 @@ class Store:
 
 
 def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | None = None,
-               recruitment: RecruitmentConfig | None = None, clock=time.time) -> Starlette:
+               recruitment: RecruitmentConfig | None = None, clock=time.time,
+               texts: dict[str, list[str]] | None = None) -> Starlette:
     """The study's web app. ``recruitment``: platform arrivals at ``/join`` (:mod:`survey.recruitment`); invite
-    links (``/s/TOKEN`` of the plan) work either way. ``clock``: seconds, for the slot timeout (tests)."""
+    links (``/s/TOKEN`` of the plan) work either way. ``clock``: seconds, for the slot timeout (tests).
+    ``texts``: the consent and instructions screens' paragraphs (:func:`survey.form.intro_texts`)."""
     study_dir = Path(study_dir).resolve()
     images_root = (study_dir / "images").resolve()
     cfg, plans = load_plan(study_dir / "plan.json")
     by_token = {p.token: p for p in plans}
     by_participant = {p.participant: p for p in plans}
-    files = {p.participant: {i: images_root / f"{set_id:02d}" / f"{role}.png"
-                             for i, (set_id, role) in p.image_ids().items()} for p in plans}
+    files = {p.participant: {i: image_file(images_root, set_id, role) for i, (set_id, role) in p.image_ids().items()}
+             for p in plans}
     store = Store(Path(db_path or study_dir / "responses.sqlite"))
     admin = admin_token or secrets.token_urlsafe(24)
     recruitment = recruitment or RecruitmentConfig()
+    texts = texts or intro_texts()
 
     def plan_for(request: Request):
         """The plan a token stands for: an invite token of the plan, or an active platform session."""
@@ -223,7 +256,8 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
             return HTMLResponse("<h2>This invitation link is not valid.</h2>", status_code=404)
         token = request.path_params["token"]
         return HTMLResponse(render_page({"mode": "served", "token": token, "api": f"/api/{token}",
-                                         "images": f"/img/{token}", "questions": cfg.questions}))
+                                         "images": f"/img/{token}", "questions": cfg.questions,
+                                         "intro": intro(plan, texts)}))
 
     async def state(request: Request):
         plan = plan_for(request)
@@ -233,7 +267,25 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         for k, method in store.answers(plan.participant).items():
             item = plan.items[int(k.split("|")[0])]
             answers[k] = item.options[item.order.index(method)]  # back to this participant's identifier
-        return JSONResponse({"items": screens(plan), "answers": answers})
+        return JSONResponse({"items": screens(plan), "answers": answers, "consented": store.consented(plan.participant)})
+
+    async def consent(request: Request):
+        plan = plan_for(request)
+        if plan is None:
+            return JSONResponse({"error": "unknown token"}, status_code=404)
+        body = await _limited_body(request)
+        try:
+            decision = json.loads(body or b"{}").get("decision")
+        except (ValueError, AttributeError):
+            decision = None
+        if decision not in ("agreed", "declined"):
+            return JSONResponse({"error": "decision must be agreed or declined"}, status_code=400)
+        import datetime as dt
+
+        token = request.path_params["token"]
+        store.consent(plan.participant, decision, dt.datetime.now(dt.timezone.utc).isoformat(),
+                      token if token not in by_token else None, clock())
+        return JSONResponse({"ok": True})
 
     async def answer(request: Request):
         plan = plan_for(request)
@@ -247,6 +299,8 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
             index, question, chosen = int(data["index"]), str(data["question"]), str(data["chosen"])
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": "malformed answer"}, status_code=400)
+        if not store.consented(plan.participant):
+            return JSONResponse({"error": "no consent recorded: answers are kept only after consent"}, status_code=403)
         if not 0 <= index < len(plan.items):
             return JSONResponse({"error": "no such screen"}, status_code=400)
         if question not in cfg.questions:
@@ -306,7 +360,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
     app = Starlette(routes=[
         Route("/join", join), Route("/s/{token}", page), Route("/s/{token}/done", done),
         Route("/api/{token}/state", state), Route("/api/{token}/answer", answer, methods=["POST"]),
-        Route("/api/{token}/finish", finish, methods=["POST"]),
+        Route("/api/{token}/finish", finish, methods=["POST"]), Route("/api/{token}/consent", consent, methods=["POST"]),
         Route("/img/{token}/{name}", image), Route("/admin/export", export), Route("/admin/status", status),
     ])
     app.state.admin_token = admin
@@ -340,10 +394,10 @@ def study_link(base_url: str) -> str:
 
 
 def serve(study_dir: Path, host: str = "127.0.0.1", port: int = 8000, admin_token: str | None = None,
-          recruitment: RecruitmentConfig | None = None) -> None:
+          recruitment: RecruitmentConfig | None = None, texts: dict[str, list[str]] | None = None) -> None:
     import uvicorn
 
-    app = create_app(study_dir, admin_token=admin_token, recruitment=recruitment)
+    app = create_app(study_dir, admin_token=admin_token, recruitment=recruitment, texts=texts)
     base = f"http://{host}:{port}"
     print(f"Study link for a recruitment platform: {study_link(base)}")
     print("Or one invite link per participant:")

@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 
 from .blinding import screens
-from .design import load_plan
-from .form import render_page
+from .design import image_file, load_plan
+from .form import intro, intro_texts, render_page
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -30,9 +30,10 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def export_static(study_dir: Path, out: Path) -> list[Path]:
+def export_static(study_dir: Path, out: Path, texts: dict[str, list[str]] | None = None) -> list[Path]:
     study_dir, out = Path(study_dir), Path(out)
     cfg, plans = load_plan(study_dir / "plan.json")
+    texts = texts or intro_texts()
     images = study_dir / "images"
     if out.exists():
         shutil.rmtree(out)
@@ -42,12 +43,13 @@ def export_static(study_dir: Path, out: Path) -> list[Path]:
         folder = out / p.participant
         folder.mkdir()
         for image_id, (set_id, role) in p.image_ids().items():
-            src = images / f"{set_id:02d}" / f"{role}.png"
+            src = image_file(images, set_id, role)
             if not src.is_file():
                 raise FileNotFoundError(f"{src}: missing from the study folder; run `safin survey build-study`")
             _place(src, folder / f"{image_id}.png")
         page = render_page({"mode": "static", "token": p.token, "participant": p.participant,
-                            "images": p.participant, "questions": cfg.questions, "items": screens(p)})
+                            "images": p.participant, "questions": cfg.questions, "items": screens(p),
+                            "intro": intro(p, texts)})
         path = out / f"{p.participant}.html"
         path.write_text(page, encoding="utf-8")
         pages.append(path)

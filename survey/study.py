@@ -7,6 +7,7 @@ Layout (``build_study``)::
     STUDY/images/SET/style.png
     STUDY/images/SET/METHOD.png          each method's output (re-encoded from stage stylize@METHOD)
     STUDY/images/SET/broken.png          the attention-check image: an output visibly destroyed
+    STUDY/images/practice/*.png          the practice screen: content, style, optionN (edits of the content)
 
 These names are the researcher's: participants never see them. The server serves these files under
 per-participant opaque identifiers; the static export copies them under those identifiers.
@@ -110,11 +111,36 @@ def render_images(stylized: Path, cfg: StudyConfig) -> dict[str, bytes]:
                 first = pixels
             out[f"{s:02d}/{m}.png"] = clean_png(pixels)
         out[f"{s:02d}/{BROKEN}.png"] = clean_png(broken_image(first, seed=s))
+    out.update(practice_images(stylized, cfg))
+    return out
+
+
+def practice_images(stylized: Path, cfg: StudyConfig) -> dict[str, bytes]:
+    """The practice screen (not counted): the pair after the study's last set when the stylize stage made one, else
+    the first set's, and as options plain edits of its content — the content in the style's mean colours, grey,
+    blurred, posterized (repeated, each edit stronger, for more methods) — no method's output, so practising
+    teaches the interface and nothing about the methods."""
+    from PIL import ImageFilter, ImageOps
+
+    s = cfg.n_sets if (stylized / "inputs" / f"{cfg.n_sets:02d}_content.png").exists() else 0
+    content = read_rgb(stylized / "inputs" / f"{s:02d}_content.png")
+    style = read_rgb(stylized / "inputs" / f"{s:02d}_style.png")
+    c = content.astype(np.float64)
+    st = style.reshape(-1, 3).astype(np.float64)
+    recoloured = (c - c.mean((0, 1))) / (c.std((0, 1)) + 1e-6) * st.std(0) + st.mean(0)
+    image = Image.fromarray(content)
+    edits = [lambda k: np.clip(recoloured, 0, 255),
+             lambda k: np.asarray(ImageOps.grayscale(image).convert("RGB")),
+             lambda k: np.asarray(image.filter(ImageFilter.GaussianBlur(2 + 2 * k))),
+             lambda k: np.asarray(ImageOps.posterize(image, max(1, 3 - k)))]
+    out = {"practice/content.png": clean_png(content), "practice/style.png": clean_png(style)}
+    for j in range(len(cfg.methods)):
+        out[f"practice/option{j}.png"] = clean_png(np.asarray(edits[j % len(edits)](j // len(edits)), dtype=np.uint8))
     return out
 
 
 def file_hashes(images: Path) -> dict[str, str]:
-    """``SET/ROLE.png`` → sha256 of the files a study folder holds now."""
+    """``SET/ROLE.png`` → sha256 of the files a study folder holds now (``practice/ROLE.png`` too)."""
     return {f"{p.parent.name}/{p.name}": sha256(p.read_bytes()) for p in sorted(Path(images).glob("*/*.png"))}
 
 
@@ -194,7 +220,7 @@ def check_images(study: Path, rows: list[dict], recorded: dict[str, str]) -> dic
     needed: dict[str, int] = {}
     for r in rows:
         s = int(r["set"])
-        for role in ("content", "style", *r["order"]):
+        for role in ("content", "style", *r["order"]):  # (the practice screen is never an answer)
             needed[f"{s:02d}/{role}.png"] = needed.get(f"{s:02d}/{role}.png", 0) + 1
     if not recorded:
         return {"checked": False, "why": "the plan predates recorded image hashes (built before they existed)"}

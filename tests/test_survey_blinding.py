@@ -58,7 +58,8 @@ def test_identifiers_are_unique_across_participants_and_never_contain_a_name():
     cfg = StudyConfig(n_participants=25)
     plans = make_plan(cfg)
     seen = [option_ids(p) for p in plans]
-    assert all(len(s) == 4 * 44 + 2 * 40 for s in seen)  # every option of every screen, content and style per set
+    assert all(len(s) == 4 * 44 + 2 * 40 + 2 + 4 for s in seen)  # every option of every screen, content and style
+    # per set, and the practice screen's six images
     assert len(set().union(*seen)) == sum(map(len, seen))  # no identifier shared between two participants
     for p in plans:
         blob = json.dumps([it.options for it in p.items]) + p.token.lower()
@@ -74,10 +75,11 @@ def test_images_are_reencoded_without_metadata_and_options_of_a_set_are_alike(st
     path, cfg = study
     for d in sorted((path / "images").iterdir()):
         files = {f.stem: f for f in d.glob("*.png")}
-        assert set(files) == {"content", "style", BROKEN, *cfg.methods}
+        choices = [f"option{j}" for j in range(len(cfg.methods))] if d.name == "practice" else [*cfg.methods, BROKEN]
+        assert set(files) == {"content", "style", *choices}
         for f in files.values():
             assert png_chunks(f.read_bytes()) == [b"IHDR", b"IDAT", b"IEND"], f
-        options = [files[m] for m in [*cfg.methods, BROKEN]]
+        options = [files[m] for m in choices]
         assert len({Image.open(f).size for f in options}) == 1, d           # wct/01 was resized
         assert len({f.stat().st_size for f in options}) == 1, d             # uncompressed: the size tells nothing
     assert np.array_equal(np.asarray(Image.open(path / "images/00/safin.png")),

@@ -52,6 +52,7 @@ def complete(client, app, token, fail_attention=False):
     held = app.state.store.session(token)
     plan = {p.participant: p for p in app.state.plans}[held[0]] if held else \
         next(p for p in app.state.plans if p.token == token)
+    assert client.post(f"/api/{token}/consent", json={"decision": "agreed"}).json()["ok"]
     for i, item in enumerate(plan.items):
         broken = item.order.index(BROKEN) if BROKEN in item.order else None
         pos = broken if fail_attention and broken is not None else (1 if broken == 0 else 0)
@@ -87,6 +88,7 @@ def test_a_full_study_says_so_and_an_abandoned_slot_returns_after_the_timeout(se
     tokens = [session_of(prolific(client, f"id{i}")) for i in range(6)]
     complete(client, app, tokens[0])                      # finished: never returned to the pool
     item0 = client.get(f"/api/{tokens[3]}/state").json()["items"][0]
+    client.post(f"/api/{tokens[3]}/consent", json={"decision": "agreed"})
     client.post(f"/api/{tokens[3]}/answer", json={"index": 0, "question": "best_stylization",
                                                   "chosen": item0["options"][1]})
     full = prolific(client, "late")
@@ -106,6 +108,7 @@ def test_a_full_study_says_so_and_an_abandoned_slot_returns_after_the_timeout(se
     assert client.get(f"/api/{tokens[3]}/state").status_code == 404
     kept = app.state.store._conn().execute("SELECT participant, chosen FROM released_answers").fetchall()
     assert len(kept) == 1 and kept[0][0] == "p04"  # the abandoned answer kept aside, not counted
+    assert not client.get(f"/api/{late}/state").json()["consented"]  # the new holder consents for themselves
     assert all(row[0] != "p04" for row in app.state.store.export_rows())
     # the abandoned participant comes back: a new arrival, and the study is full again
     assert "The study is full" in prolific(client, "id3").text
@@ -176,3 +179,34 @@ def test_concurrent_arrivals_never_share_a_slot(tmp_path):
         got = list(pool.map(arrive, range(30)))
     held = [g[0] for g in got if g is not None]
     assert sorted(held) == order and sum(g is None for g in got) == 10
+
+
+def test_answers_are_kept_only_after_consent_and_declining_frees_the_slot(served):
+    client, app, _ = served
+    token = session_of(prolific(client, "first"))
+    plan = {p.participant: p for p in app.state.plans}[plan_of(app, token)]
+    body = {"index": 0, "question": "best_stylization", "chosen": plan.items[0].options[0]}
+    r = client.post(f"/api/{token}/answer", json=body)
+    assert r.status_code == 403 and "consent" in r.json()["error"]
+    assert client.post(f"/api/{token}/consent", json={"decision": "maybe"}).status_code == 400
+    assert client.post(f"/api/{token}/consent", json={"decision": "declined"}).json()["ok"]
+    assert client.get(f"/s/{token}").status_code == 410                    # the slot went back at once
+    assert plan_of(app, session_of(prolific(client, "second"))) == plan.participant
+    invited = app.state.plans[-1]
+    assert client.post(f"/api/{invited.token}/consent", json={"decision": "agreed"}).json()["ok"]
+    assert client.post(f"/api/{invited.token}/answer", json={**body, "chosen": invited.items[0].options[0]}).json()["ok"]
+    export = list(csv.DictReader(io.StringIO(client.get("/admin/export?token=adm").text)))
+    assert export[0]["consented_at"].startswith("20")  # when the participant agreed, with every answer
+    page = client.get(f"/s/{invited.token}").text
+    assert "I agree" in page and "research study on image style transfer" in page  # the default texts
+
+
+def test_the_researchers_own_texts_replace_the_defaults(tmp_path):
+    from survey.form import intro_texts
+
+    (tmp_path / "consent.txt").write_text("Our lab's consent.\nSecond line.\n\nSecond paragraph <b>.\n")
+    texts = intro_texts(str(tmp_path / "consent.txt"))
+    assert texts["consent"] == ["Our lab's consent. Second line.", "Second paragraph <b>."]
+    assert texts["instructions"][0].startswith("Each screen shows")
+    with pytest.raises(ValueError, match="missing.txt: the instructions text cannot be read"):
+        intro_texts(None, str(tmp_path / "missing.txt"))

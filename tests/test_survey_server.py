@@ -40,7 +40,10 @@ def client(study):
     from survey.server import create_app
 
     app = create_app(study, admin_token="admin-secret")
-    return TestClient(app), app
+    c = TestClient(app)
+    for p in app.state.plans:  # answers are kept only after consent (tests/test_survey_recruitment.py)
+        assert c.post(f"/api/{p.token}/consent", json={"decision": "agreed"}).json()["ok"]
+    return c, app
 
 
 def test_invite_links_are_unguessable_and_unknown_tokens_refused(client):
@@ -113,7 +116,7 @@ def test_admin_routes_refuse_without_the_admin_token(client):
 
 
 class LiveServer:
-    def __init__(self, study, port=0):
+    def __init__(self, study, port=0, **app_options):
         import socket
 
         import uvicorn
@@ -125,7 +128,7 @@ class LiveServer:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
         self.port = port
-        self.app = create_app(study, admin_token="adm")
+        self.app = create_app(study, admin_token="adm", **app_options)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -192,6 +195,7 @@ def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
         """A participant from a platform: arrives at the one study link, gets a plan, answers every screen."""
         session = _join(f"http://127.0.0.1:{port}/join?PROLIFIC_PID=5f{n:022d}&STUDY_ID=S&SESSION_ID=X{n}", deadline)
         plan = by_id[server.app.state.store.session(session)[0]]
+        _post(f"http://127.0.0.1:{port}/api/{session}/consent", {"decision": "agreed"}, deadline)
         for i, item in enumerate(plan.items):
             for q in cfg.questions:
                 chosen = item.options[(i + len(q)) % len(item.options)]

@@ -46,7 +46,7 @@ def test_the_plan_records_the_sha256_of_every_image_the_study_holds(built):
     _, study = built
     recorded = image_hashes(study / "plan.json")
     files = sorted((study / "images").glob("*/*.png"))
-    assert len(files) == 3 * (2 + len(CFG.methods) + 1)
+    assert len(files) == 3 * (2 + len(CFG.methods) + 1) + 2 + len(CFG.methods)  # and the practice screen
     assert recorded == {f"{f.parent.name}/{f.name}": sha(f) for f in files}
 
 

@@ -30,8 +30,26 @@ def answer_screens(page, keys: tuple[str, str], n: int) -> None:
         current = page.locator("#progress").text_content()
         for key in keys:
             page.keyboard.press(key)
-        page.wait_for_function(f"document.getElementById('progress').textContent !== {current!r} || "
+        # moved on: the next screen, the end, or (a platform participant) already on the completion page
+        page.wait_for_function(f"!document.getElementById('progress') || "
+                               f"document.getElementById('progress').textContent !== {current!r} || "
                                "document.getElementById('done').style.display === 'block'")
+
+
+def through_intro(page, crawl=None) -> None:
+    """Consent, instructions and the practice screen (answered with keys 1 and 2), as a participant does."""
+    page.wait_for_selector("#agree", state="visible")
+    crawl and crawl.snapshot(page)
+    page.click("#agree")
+    page.wait_for_selector("#startpractice", state="visible")
+    crawl and crawl.snapshot(page)
+    page.click("#startpractice")
+    page.wait_for_selector("#practicebanner", state="visible")
+    page.wait_for_function("[...document.querySelectorAll('.opt img')].every(i => i.complete)")
+    crawl and crawl.snapshot(page)
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    page.wait_for_selector("#practicebanner", state="hidden")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +74,7 @@ def test_participant_completes_the_served_study_and_the_export_holds_their_answe
         plan = server.app.state.plans[0]
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{server.url}/s/{plan.token}")
+        through_intro(page)
         page.wait_for_selector(".opt img")
         assert page.locator(".opt").count() == 4
         # first screen by clicking, then close the browser tab and come back: it resumes
@@ -89,6 +108,7 @@ def test_static_form_works_from_file_and_downloads_the_responses(browser, small_
     pages = export_static(study, tmp_path / "static")
     page = browser.new_page(accept_downloads=True)
     page.goto(pages[1].as_uri())
+    through_intro(page)
     page.wait_for_selector(".opt img")
     n = int(page.locator("#progress").text_content().split("/")[1])
     answer_screens(page, ("1", "4"), n)
@@ -142,21 +162,25 @@ class Crawl:
         self.referenced |= set(page.eval_on_selector_all("img[src]", "els => els.map(e => e.src)"))
 
 
-def crawl_study(page, crawl: Crawl, n_keys=("1", "2")) -> None:
-    """Act as the participant: every screen, a zoom, back and forth, to the end."""
+def crawl_study(page, crawl: Crawl, n_keys=("1", "2"), redirect: str | None = None) -> None:
+    """Act as the participant: consent, instructions, practice, every screen, a zoom, back and forth, to the end."""
+    through_intro(page, crawl)
     page.wait_for_selector(".opt img")
     n = int(page.locator("#progress").text_content().split("/")[1])
     crawl.snapshot(page)
     page.keyboard.press("z")
     crawl.snapshot(page)
     page.keyboard.press("Escape")
-    for _ in range(n):
+    for i in range(n):
         answer_screens(page, n_keys, 1)
-        if page.locator("#done").is_visible():
+        if i == n - 1:
             break
         page.wait_for_function("[...document.querySelectorAll('.opt img')].every(i => i.complete)")
         crawl.snapshot(page)
-    page.wait_for_selector("#done", state="visible")
+    if redirect:   # a platform participant leaves for the completion URL
+        page.wait_for_url(redirect)
+    else:
+        page.wait_for_selector("#done", state="visible")
     crawl.snapshot(page)
 
 
@@ -182,16 +206,22 @@ def ids_of(plan) -> set[str]:
 
 
 def test_crawler_served_study_reveals_no_method_no_check_and_no_shared_id(browser, crawl_study_dir):
+    """Participants arrive from Prolific through the one study link and leave through its completion redirect."""
+    from survey.recruitment import RecruitmentConfig
+
     study, cfg = crawl_study_dir
-    with LiveServer(study) as server:
+    recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="C0DE1")
+    with LiveServer(study, recruitment=recruit) as server:
         plans = server.app.state.plans
-        for me in plans:
+        for n, _ in enumerate(plans):
             page = browser.new_page()
             crawl = Crawl(page)
-            page.goto(f"{server.url}/s/{me.token}")
-            crawl_study(page, crawl)
-            page.reload()                   # the resumed state, too
-            page.wait_for_selector("#done", state="visible")
+            page.goto(f"{server.url}/join?PROLIFIC_PID=5f{n:022d}&STUDY_ID=ST&SESSION_ID=SE{n}")
+            session = page.url.rsplit("/", 1)[1]
+            me = next(p for p in plans if p.participant == server.app.state.store.session(session)[0])
+            crawl_study(page, crawl, redirect="**/complete?cc=C0DE1")   # back to the platform with its code
+            page.goto(f"{server.url}/s/{session}")   # the resumed state, too (it sends them back again)
+            page.wait_for_url("**/complete?cc=C0DE1")
             crawl.snapshot(page)
             for url in crawl.referenced:    # fetch every referenced URL again, outside the page
                 with urllib.request.urlopen(url) as r:
@@ -240,3 +270,67 @@ def test_crawler_static_study_reveals_no_method_no_check_and_no_shared_id(browse
     by_id = {p.participant: p for p in plans}
     resp = read_responses(sorted(tmp_path.glob("responses_p*.csv")), set(cfg.questions), set(by_id), by_id)
     assert resp.problems == [] and len(resp.rows) == sum(len(p.items) for p in plans) * 2
+
+
+def test_platform_participants_get_distinct_plans_codes_and_a_freed_slot(browser, tmp_path):
+    """Prolific arrivals in Chromium: one reloads midway and finishes from a second browser, one fails the attention
+    check, one abandons; a late arrival finds the study full, then gets the abandoned slot after the timeout."""
+    from survey.design import BROKEN
+    from survey.recruitment import RecruitmentConfig
+
+    cfg = StudyConfig(n_sets=2, n_participants=3, n_attention_checks=1, n_repeats=0)
+    study = build_study(fake_stylized(tmp_path / "stylized", 3, cfg.methods), tmp_path / "study", cfg)
+    clock = type("Clock", (), {"now": 1e6, "__call__": lambda self: self.now})()
+    recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="DONE42",
+                                excluded_code="NOPASS7", slot_timeout_minutes=30)
+    with LiveServer(study, recruitment=recruit, clock=clock) as server:
+        plans = {p.participant: p for p in server.app.state.plans}
+
+        def arrive(context, pid):
+            page = context.new_page()
+            page.goto(f"{server.url}/join?PROLIFIC_PID={pid}&STUDY_ID=ST&SESSION_ID=S")
+            return page
+
+        def plan_of(page):
+            return plans[server.app.state.store.session(page.url.rsplit("/", 1)[1])[0]]
+
+        def answer_all(page, plan, fail=False):
+            """Every remaining screen, choosing (from the researcher's plan) the broken image or avoiding it."""
+            page.wait_for_selector(".opt img")
+            start = int(page.locator("#progress").text_content().split("/")[0]) - 1
+            for index in range(start, len(plan.items)):
+                order = plan.items[index].order
+                pos = order.index(BROKEN) if fail and BROKEN in order else (1 if order[0] == BROKEN else 0)
+                answer_screens(page, (str(pos + 1), str(pos + 1)), 1)
+
+        first, second = browser.new_context(), browser.new_context()
+        a = arrive(first, "pidA")
+        through_intro(a)
+        answer_screens(a, ("1", "2"), 1)
+        a.reload()                                    # midway: resumes on the next screen
+        a.wait_for_function("document.getElementById('progress').textContent.startsWith('2 /')")
+        a2 = arrive(second, "pidA")                    # the same participant from a second browser
+        assert plan_of(a2) is plan_of(a)
+        got = [plan_of(a).participant]
+        answer_all(a2, plan_of(a2))
+        a2.wait_for_url("**/complete?cc=DONE42")
+        c = arrive(first, "pidC")
+        through_intro(c)
+        got.append(plan_of(c).participant)
+        answer_all(c, plan_of(c), fail=True)
+        c.wait_for_url("**/complete?cc=NOPASS7")       # the attention check failed: the other code
+        d = arrive(first, "pidD")
+        through_intro(d)
+        answer_screens(d, ("1", "2"), 1)               # ... then leaves
+        late = arrive(second, "pidE")
+        assert "The study is full" in late.content()
+        clock.now += 31 * 60
+        late.goto(f"{server.url}/join?PROLIFIC_PID=pidE&STUDY_ID=ST&SESSION_ID=S")
+        assert plan_of(late) is plan_of(d)            # the abandoned slot, after the timeout
+        through_intro(late)
+        got.append(plan_of(late).participant)
+        answer_all(late, plan_of(late))
+        late.wait_for_url("**/complete?cc=DONE42")
+        first.close()
+        second.close()
+    assert sorted(got) == sorted(plans)                # three plans, each to one participant
