@@ -294,7 +294,8 @@ def _cmd_survey(args: argparse.Namespace) -> int:
 
         serve(Path(args.study or study_dir(params)), host=args.host, port=args.port,
               recruitment=RecruitmentConfig.from_params(params["survey"].get("recruitment")),
-              texts=intro_texts(params["survey"].get("consent"), params["survey"].get("instructions")))
+              texts=intro_texts(params["survey"].get("consent"), params["survey"].get("instructions")),
+              public_url=args.public_url, forwarded_allow_ips=args.forwarded_allow_ips)
     elif args.action == "export-static":
         from survey.static import export_static
 
@@ -302,7 +303,8 @@ def _cmd_survey(args: argparse.Namespace) -> int:
 
         pages = export_static(Path(args.study or study_dir(params)),
                               Path(args.out or Path(params["survey"]["out"]) / "static"),
-                              texts=intro_texts(params["survey"].get("consent"), params["survey"].get("instructions")))
+                              texts=intro_texts(params["survey"].get("consent"), params["survey"].get("instructions")),
+                              collect=args.collect or params["survey"].get("collect_url"))
         print(f"{len(pages)} participant pages in {pages[0].parent}")
     elif args.action == "preregister":
         from .survey import preregister
@@ -511,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", help="study folder (default survey.study; private: it holds the plan)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--public-url", help="serve: the study's address behind a reverse proxy (https://example.org/study):"
+                                        " printed links use it, and its path prefixes every URL the pages use")
+    s.add_argument("--collect", help="export-static: post each answer to this server (its base URL, e.g. the "
+                                     "serve command's public URL) instead of a download at the end")
+    s.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                   help="serve: addresses whose X-Forwarded-* headers are trusted (the proxy's; default 127.0.0.1)")
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--out", help="output file (plan, simulate, preregister)")
     s.add_argument("--receipt", help="build-study: also write what was built (no tokens) to this JSON file (stage "

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -199,10 +200,13 @@ class Store:
 
 def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | None = None,
                recruitment: RecruitmentConfig | None = None, clock=time.time,
-               texts: dict[str, list[str]] | None = None) -> Starlette:
+               texts: dict[str, list[str]] | None = None, base_path: str = "") -> Starlette:
     """The study's web app. ``recruitment``: platform arrivals at ``/join`` (:mod:`survey.recruitment`); invite
     links (``/s/TOKEN`` of the plan) work either way. ``clock``: seconds, for the slot timeout (tests).
-    ``texts``: the consent and instructions screens' paragraphs (:func:`survey.form.intro_texts`)."""
+    ``texts``: the consent and instructions screens' paragraphs (:func:`survey.form.intro_texts`).
+    ``base_path``: the path the study lives under behind a reverse proxy (``/study``): every URL the app writes
+    starts with it, and requests are served whether the proxy strips it or passes it on."""
+    base = "/" + base_path.strip("/") if base_path.strip("/") else ""
     study_dir = Path(study_dir).resolve()
     images_root = (study_dir / "images").resolve()
     cfg, plans = load_plan(study_dir / "plan.json")
@@ -244,7 +248,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         if got is None:
             return HTMLResponse(message_page("The study is full", "Every place in this study is taken. Thank you for "
                                              "your interest; please return the task on your platform."))
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/s/{got[1]}", status_code=303)
+        return RedirectResponse(f"{base}/s/{got[1]}", status_code=303)
 
     async def page(request: Request):
         plan = plan_for(request)
@@ -255,8 +259,8 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
                                                  "platform to start anew."), status_code=410)
             return HTMLResponse("<h2>This invitation link is not valid.</h2>", status_code=404)
         token = request.path_params["token"]
-        return HTMLResponse(render_page({"mode": "served", "token": token, "api": f"/api/{token}",
-                                         "images": f"/img/{token}", "questions": cfg.questions,
+        return HTMLResponse(render_page({"mode": "served", "token": token, "api": f"{base}/api/{token}",
+                                         "images": f"{base}/img/{token}", "questions": cfg.questions,
                                          "intro": intro(plan, texts)}))
 
     async def state(request: Request):
@@ -363,10 +367,29 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         Route("/api/{token}/finish", finish, methods=["POST"]), Route("/api/{token}/consent", consent, methods=["POST"]),
         Route("/img/{token}/{name}", image), Route("/admin/export", export), Route("/admin/status", status),
     ])
+    # a static page (file:// or another host) with a collection URL posts to /api/...: any origin may, since the
+    # token in the path is what authorises (no cookies, no credentials)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
+                       allow_headers=["Content-Type"], allow_credentials=False)
+    if base:
+        app.add_middleware(StripBasePath, base=base)
     app.state.admin_token = admin
     app.state.plans = plans
     app.state.store = store
     return app
+
+
+class StripBasePath:
+    """Serve ``BASE/...`` as ``/...``: a proxy that passes the study's path prefix on works like one that strips it."""
+
+    def __init__(self, app, base: str):
+        self.app, self.base = app, base
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == self.base or path.startswith(self.base + "/")):
+            scope = dict(scope, path=path[len(self.base):] or "/", raw_path=None)
+        await self.app(scope, receive, send)
 
 
 async def _limited_body(request: Request) -> bytes | None:
@@ -394,14 +417,22 @@ def study_link(base_url: str) -> str:
 
 
 def serve(study_dir: Path, host: str = "127.0.0.1", port: int = 8000, admin_token: str | None = None,
-          recruitment: RecruitmentConfig | None = None, texts: dict[str, list[str]] | None = None) -> None:
+          recruitment: RecruitmentConfig | None = None, texts: dict[str, list[str]] | None = None,
+          public_url: str | None = None, forwarded_allow_ips: str = "127.0.0.1") -> None:
+    """Run the study. Behind a reverse proxy give ``public_url`` (``https://example.org/study``): the links printed
+    use it and the app writes its path (``/study``) into every URL; ``X-Forwarded-For``/``-Proto`` are trusted
+    from ``forwarded_allow_ips`` (the proxy's address)."""
+    import urllib.parse
+
     import uvicorn
 
-    app = create_app(study_dir, admin_token=admin_token, recruitment=recruitment, texts=texts)
-    base = f"http://{host}:{port}"
+    base_path = urllib.parse.urlsplit(public_url).path.rstrip("/") if public_url else ""
+    app = create_app(study_dir, admin_token=admin_token, recruitment=recruitment, texts=texts, base_path=base_path)
+    base = public_url.rstrip("/") if public_url else f"http://{host}:{port}"
     print(f"Study link for a recruitment platform: {study_link(base)}")
     print("Or one invite link per participant:")
     for participant, link in invite_links(app, base):
         print(f"  {participant}: {link}")
     print(f"Admin export: {base}/admin/export?token={app.state.admin_token}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips)

@@ -5,7 +5,8 @@ identifiers only, and a folder of that participant's images named by those ident
 No file name, path or page names a method or marks an attention check, and no identifier is shared
 between two participants, so participants cannot pool what they see. The plan is not exported.
 Answers are kept in the browser (localStorage: closing and reopening resumes); at the end the
-participant downloads ``responses_pXX.csv``, which holds only identifiers
+participant downloads ``responses_pXX.csv`` (or, with a collection URL, the page posts each answer as it is
+given), which holds only identifiers
 (:data:`survey.blinding.BLIND_COLUMNS`), and sends it back; put the files in ``survey.responses`` and
 run the tally, which decodes them with the plan.
 
@@ -30,7 +31,11 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def export_static(study_dir: Path, out: Path, texts: dict[str, list[str]] | None = None) -> list[Path]:
+def export_static(study_dir: Path, out: Path, texts: dict[str, list[str]] | None = None,
+                  collect: str | None = None) -> list[Path]:
+    """One page per participant. ``collect``: the base URL of a server taking the served pages' JSON
+    (``COLLECT/api/TOKEN/consent|answer|finish``; ``safin survey serve`` is one): each answer is posted as it is
+    given, and the download is offered only for what could not be sent."""
     study_dir, out = Path(study_dir), Path(out)
     cfg, plans = load_plan(study_dir / "plan.json")
     texts = texts or intro_texts()
@@ -49,11 +54,12 @@ def export_static(study_dir: Path, out: Path, texts: dict[str, list[str]] | None
             _place(src, folder / f"{image_id}.png")
         page = render_page({"mode": "static", "token": p.token, "participant": p.participant,
                             "images": p.participant, "questions": cfg.questions, "items": screens(p),
-                            "intro": intro(p, texts)})
+                            "intro": intro(p, texts), "collect": collect.rstrip("/") if collect else None})
         path = out / f"{p.participant}.html"
         path.write_text(page, encoding="utf-8")
         pages.append(path)
     (out / "README.txt").write_text(
-        "Open your page (pXX.html) in a browser, answer every screen, then press 'Download my responses'\n"
-        "and send the downloaded CSV file back. Your answers are kept in this browser until then.\n")
+        "Open your page (pXX.html) in a browser and answer every screen. Your answers are kept in this browser"
+        + (" and sent as you give them.\n" if collect else
+           "; at the end press 'Download my responses'\nand send the downloaded CSV file back.\n"))
     return pages

@@ -210,3 +210,18 @@ def test_the_researchers_own_texts_replace_the_defaults(tmp_path):
     assert texts["instructions"][0].startswith("Each screen shows")
     with pytest.raises(ValueError, match="missing.txt: the instructions text cannot be read"):
         intro_texts(None, str(tmp_path / "missing.txt"))
+
+
+@pytest.mark.parametrize("prefix", ["/study", ""])  # a proxy that passes the path on, and one that strips it
+def test_behind_a_reverse_proxy_every_url_carries_the_base_path(tmp_path, prefix):
+    study = build_study(fake_stylized(tmp_path / "stylized", 3, CFG.methods), tmp_path / "study", CFG)
+    client = TestClient(create_app(study, admin_token="adm", recruitment=RECRUIT, base_path="/study/"))
+    r = client.get(f"{prefix}/join?pid=u1", follow_redirects=False, headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/study/s/")
+    token = r.headers["location"].rsplit("/", 1)[1]
+    page = client.get(f"{prefix}/s/{token}").text
+    assert f'"api": "/study/api/{token}"' in page and f'"images": "/study/img/{token}"' in page
+    assert client.post(f"{prefix}/api/{token}/consent", json={"decision": "agreed"}).json()["ok"]
+    state = client.get(f"{prefix}/api/{token}/state").json()
+    assert client.get(f"{prefix}/img/{token}/{state['items'][0]['options'][0]}.png").content[:4] == b"\x89PNG"
+    assert client.get("/studyx/join?pid=u2").status_code == 404  # only the base path itself is stripped

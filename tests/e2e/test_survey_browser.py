@@ -334,3 +334,27 @@ def test_platform_participants_get_distinct_plans_codes_and_a_freed_slot(browser
         first.close()
         second.close()
     assert sorted(got) == sorted(plans)                # three plans, each to one participant
+
+
+def test_a_static_page_posts_each_answer_to_the_collection_url(browser, small_study, tmp_path):
+    """file:// page, answers posted cross-origin to the study server as they are given: no file to send back."""
+    from survey.static import export_static
+
+    study, cfg = small_study
+    with LiveServer(study) as server:
+        pages = export_static(study, tmp_path / "static", collect=server.url)
+        page = browser.new_page()
+        page.goto(pages[0].as_uri())
+        through_intro(page)
+        answer_screens(page, ("1", "2"), 1)
+        plan = server.app.state.plans[0]
+        assert server.app.state.store.answers(plan.participant).keys() == {"0|best_stylization", "0|fewest_artifacts"}
+        n = int(page.locator("#progress").text_content().split("/")[1])
+        answer_screens(page, ("1", "2"), n - 1)
+        page.wait_for_function("document.getElementById('donemsg').textContent === 'Your answers are saved.'")
+        assert not page.locator("#download").is_visible()
+        rows = list(csv.DictReader(io.StringIO(urllib.request.urlopen(f"{server.url}/admin/export?token=adm").read().decode())))
+    assert len(rows) == n * 2 and {r["participant"] for r in rows} == {plan.participant} and rows[0]["consented_at"]
+    for r in rows:
+        it = next(it for it in plan.items if it.set_id == int(r["set"]) and it.kind == r["kind"])
+        assert r["chosen"] == it.order[0 if r["question"] == "best_stylization" else 1]
