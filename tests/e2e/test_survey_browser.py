@@ -278,8 +278,19 @@ def test_platform_participants_get_distinct_plans_codes_and_a_freed_slot(browser
     from survey.design import BROKEN
     from survey.recruitment import RecruitmentConfig
 
+    from evaluation.report import study_note
+    from pipeline.params import load_params
+    from pipeline.survey import preregister, tally_stage
+
     cfg = StudyConfig(n_sets=2, n_participants=3, n_attention_checks=1, n_repeats=0)
     study = build_study(fake_stylized(tmp_path / "stylized", 3, cfg.methods), tmp_path / "study", cfg)
+    params = load_params("params.yaml")   # registered before anyone arrives
+    params["survey"].update({"methods": cfg.methods, "n_sets": 2, "n_participants": 3, "attention_checks": 1,
+                             "repeats": 0, "bootstrap": 50, "study": str(study), "responses": str(tmp_path / "resp"),
+                             "out": str(tmp_path / "out"), "metrics": str(tmp_path / "survey.json"),
+                             "preregistration": str(tmp_path / "prereg.json")})
+    params["survey"]["power"].update({"participants": [10], "sets": [20], "simulations": 20, "bootstrap": 50})
+    preregister(params)
     clock = type("Clock", (), {"now": 1e6, "__call__": lambda self: self.now})()
     recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="DONE42",
                                 excluded_code="NOPASS7", slot_timeout_minutes=30)
@@ -333,7 +344,15 @@ def test_platform_participants_get_distinct_plans_codes_and_a_freed_slot(browser
         late.wait_for_url("**/complete?cc=DONE42")
         first.close()
         second.close()
+        export = urllib.request.urlopen(f"{server.url}/admin/export?token=adm").read().decode()
     assert sorted(got) == sorted(plans)                # three plans, each to one participant
+    (tmp_path / "resp").mkdir()
+    (tmp_path / "resp" / "server.csv").write_text(export)
+    doc = tally_stage(params)                          # collected, then tallied against the registration
+    assert doc["participants"]["excluded"]["failed attention check"] == [got[1]] and doc["participants"]["kept"] == 2
+    assert {entry["platform"] for entry in doc["platform_ids"].values()} == {"prolific"} and len(doc["platform_ids"]) == 3
+    note = study_note(doc)
+    assert "matches its preregistration" in note and "failed attention check: 1; too fast: 0; incomplete: 0" in note
 
 
 def test_a_static_page_posts_each_answer_to_the_collection_url(browser, small_study, tmp_path):
