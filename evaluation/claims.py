@@ -300,6 +300,11 @@ def check_claims(per_pair_csv: Path, train_dir: Path, survey_json: Path | None =
             text = f"{label}: " + ", ".join(f"{m} {v['share']:.0%}" for m, v in shares.items())
             if doc.get("simulated"):  # synthetic votes are no evidence about the paper
                 return INCONCLUSIVE, text + " — SIMULATED responses, not evidence; run the real study", shares
+            reg = doc.get("preregistration")
+            if reg and not reg.get("matches"):  # analysed otherwise than registered: no confirmatory verdict
+                return INCONCLUSIVE, text + (" — the study does not match its preregistration ("
+                                             + "; ".join(reg.get("differences") or ["the file was edited"])
+                                             + "): exploratory, no verdict"), shares
             return verdict, text, shares
         return fn
 

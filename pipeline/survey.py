@@ -160,6 +160,9 @@ def preregister(params: dict, out: Path | None = None) -> tuple[Path, str]:
 
     s = params["survey"]
     path = Path(out or s.get("preregistration") or "data/survey/preregistration.json")
+    if study_plans(params) is None:
+        raise ValueError(f"{path}: not written: build the study first (safin survey build-study): the registration "
+                         f"records its screens and images ({study_dir(params)}/plan.json is missing)")
     answered, where = answers_recorded(study_dir(params), Path(s["responses"]))
     if answered:
         raise ValueError(f"{path}: not written: the study already has {answered} answers ({where}); a "

@@ -57,7 +57,8 @@ def check(path: Path, current: dict) -> dict:
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     side = Path(f"{path}.sha256")
-    recorded = side.read_text().split()[0] if side.exists() else None
+    words = side.read_text().split() if side.exists() else []
+    recorded = words[0] if words else None
     try:
         doc = json.loads(data)
     except ValueError as e:

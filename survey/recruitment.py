@@ -86,13 +86,16 @@ class RecruitmentConfig:
     who failed an attention check (None: no code and no redirect; they see a thank-you page).
     ``slot_timeout_minutes``: a plan held by a participant who neither finished nor answered for this long goes
     back to the pool (their answers are kept aside, not counted). ``hash_ids``: the tally reports platform ids as
-    salted sha256 (the salt is the study's admin secret: ids cannot be recovered from the report)."""
+    salted sha256 (the salt is the plan's private tokens: ids cannot be recovered from the report). ``allowed``: the
+    platforms whose study link is accepted — none by default, so nobody can take places with made-up ids unless the
+    researcher opens the study to a platform; ``study_id``: the platform's study id, when given, must match."""
     completion_url: str | None = None
     completion_code: str | None = None
     excluded_code: str | None = None
     slot_timeout_minutes: float = 60.0
     hash_ids: bool = True
-    allowed: list[str] = field(default_factory=lambda: list(PLATFORMS))
+    allowed: list[str] = field(default_factory=list)   # the platforms whose links are accepted (none: invites only)
+    study_id: str | None = None                        # Prolific's STUDY_ID, checked when given
 
     def __post_init__(self):
         if self.completion_url:

@@ -84,11 +84,25 @@ class Store:
         return conn
 
     def save(self, participant: str, item: int, question: str, set_id: int, kind: str, chosen: str,
-             order: list[str], shown_at: str, answered_at: str) -> None:
-        self._conn().execute(
-            "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(participant, item, question) DO UPDATE SET "
-            "chosen=excluded.chosen, shown_at=excluded.shown_at, answered_at=excluded.answered_at",
-            (participant, item, question, set_id, kind, chosen, ";".join(order), shown_at, answered_at))
+             order: list[str], shown_at: str, answered_at: str, session: str | None = None) -> bool:
+        """Store one answer (answering again replaces it). ``session``: a platform session, checked to still hold
+        the plan in the same transaction (False: it expired or withdrew; nothing written)."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            if session is not None and c.execute("SELECT 1 FROM arrivals WHERE session=? AND state='active' AND "
+                                                 "participant=?", (session, participant)).fetchone() is None:
+                c.execute("ROLLBACK")
+                return False
+            c.execute(
+                "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(participant, item, question) DO UPDATE SET "
+                "chosen=excluded.chosen, shown_at=excluded.shown_at, answered_at=excluded.answered_at",
+                (participant, item, question, set_id, kind, chosen, ";".join(order), shown_at, answered_at))
+            c.execute("COMMIT")
+            return True
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
 
     def answers(self, participant: str) -> dict[str, str]:
         rows = self._conn().execute("SELECT item, question, chosen FROM answers WHERE participant=?", (participant,))
@@ -128,7 +142,7 @@ class Store:
                 self._release(c, arrival_id, participant, now)
             taken = {r[0] for r in c.execute(
                 "SELECT participant FROM arrivals WHERE state='active' UNION SELECT participant FROM answers "
-                "UNION SELECT participant FROM finished")}
+                "UNION SELECT participant FROM finished UNION SELECT participant FROM consents")}
             free = next((p for p in order if p not in taken), None)
             if free is None:
                 c.execute("COMMIT")
@@ -158,14 +172,23 @@ class Store:
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute("INSERT OR REPLACE INTO consents VALUES (?,?,?)", (participant, decision, at))
-            if decision == "declined" and session:
-                row = c.execute("SELECT id FROM arrivals WHERE session=? AND state='active'", (session,)).fetchone()
+            if decision == "declined":  # a withdrawal: answers given before are kept aside, never counted
+                row = c.execute("SELECT id FROM arrivals WHERE session=? AND state='active'",
+                                (session,)).fetchone() if session else None
                 if row:
-                    self._release(c, row[0], participant, now)
+                    self._release(c, row[0], participant, now)  # and the platform slot goes back to the pool
+                else:
+                    c.execute("INSERT INTO released_answers SELECT *, 0, ? FROM answers WHERE participant=?",
+                              (now, participant))
+                    c.execute("DELETE FROM answers WHERE participant=?", (participant,))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    def held_by_arrival(self, participant: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM arrivals WHERE participant=? AND state='active'",
+                                    (participant,)).fetchone() is not None
 
     def consented(self, participant: str) -> bool:
         return self._conn().execute("SELECT 1 FROM consents WHERE participant=? AND decision='agreed'",
@@ -223,6 +246,8 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         """The plan a token stands for: an invite token of the plan, or an active platform session."""
         token = request.path_params["token"]
         plan = by_token.get(token)
+        if plan is not None and store.held_by_arrival(plan.participant):
+            return None  # a platform participant holds this plan: its invite link is closed
         if plan is None and len(token) < 64:
             held = store.session(token)
             if held and held[1] == "active":
@@ -241,6 +266,9 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
             return HTMLResponse(message_page("This study link is incomplete", str(e)), status_code=400)
         if arrival.platform not in recruitment.allowed:
             return HTMLResponse(message_page("This study link is not valid", "this study does not recruit there"),
+                                status_code=400)
+        if recruitment.study_id and dict(arrival.extras).get("STUDY_ID", recruitment.study_id) != recruitment.study_id:
+            return HTMLResponse(message_page("This study link is not valid", "it belongs to another study"),
                                 status_code=400)
         if arrival.preview:
             return HTMLResponse(message_page("Preview", "Accept the task to start the study."))
@@ -292,12 +320,12 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         return JSONResponse({"ok": True})
 
     async def answer(request: Request):
+        body = await _limited_body(request)  # read first: the session is checked after, and again at the write
+        if body is None:
+            return JSONResponse({"error": "request too large"}, status_code=413)
         plan = plan_for(request)
         if plan is None:
             return JSONResponse({"error": "unknown token"}, status_code=404)
-        body = await _limited_body(request)
-        if body is None:
-            return JSONResponse({"error": "request too large"}, status_code=413)
         try:
             data = json.loads(body)
             index, question, chosen = int(data["index"]), str(data["question"]), str(data["chosen"])
@@ -313,8 +341,11 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         if chosen not in item.options:
             return JSONResponse({"error": "that option was not displayed on this screen"}, status_code=400)
         method = item.order[item.options.index(chosen)]
-        store.save(plan.participant, index, question, item.set_id, item.kind, method, item.order,
-                   str(data.get("shown_at", ""))[:40], str(data.get("answered_at", ""))[:40])
+        token = request.path_params["token"]
+        if not store.save(plan.participant, index, question, item.set_id, item.kind, method, item.order,
+                          str(data.get("shown_at", ""))[:40], str(data.get("answered_at", ""))[:40],
+                          session=None if token in by_token else token):
+            return JSONResponse({"error": "this session has expired"}, status_code=410)
         return JSONResponse({"ok": True})
 
     async def finish(request: Request):
@@ -323,6 +354,11 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
             return JSONResponse({"error": "unknown token"}, status_code=404)
         import datetime as dt
 
+        done = store.answers(plan.participant)
+        missing = sum(f"{i}|{q}" not in done for i in range(len(plan.items)) for q in cfg.questions)
+        if not store.consented(plan.participant) or missing:
+            return JSONResponse({"error": "no consent" if not store.consented(plan.participant) else
+                                 f"not finished: {missing} answers missing"}, status_code=409)
         store.finish(plan.participant, dt.datetime.now(dt.timezone.utc).isoformat())
         # the platform's completion URL: its code, or the other code (or none) after a failed attention check
         excluded = store.failed_attention(plan.participant, BROKEN)
@@ -374,6 +410,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
     if base:
         app.add_middleware(StripBasePath, base=base)
     app.state.admin_token = admin
+    app.state.recruitment = recruitment
     app.state.plans = plans
     app.state.store = store
     return app
@@ -429,8 +466,9 @@ def serve(study_dir: Path, host: str = "127.0.0.1", port: int = 8000, admin_toke
     base_path = urllib.parse.urlsplit(public_url).path.rstrip("/") if public_url else ""
     app = create_app(study_dir, admin_token=admin_token, recruitment=recruitment, texts=texts, base_path=base_path)
     base = public_url.rstrip("/") if public_url else f"http://{host}:{port}"
-    print(f"Study link for a recruitment platform: {study_link(base)}")
-    print("Or one invite link per participant:")
+    if app.state.recruitment.allowed:
+        print(f"Study link for {', '.join(app.state.recruitment.allowed)}: {study_link(base)}")
+    print("Invite links, one per participant (closed for a plan a platform participant holds):")
     for participant, link in invite_links(app, base):
         print(f"  {participant}: {link}")
     print(f"Admin export: {base}/admin/export?token={app.state.admin_token}")

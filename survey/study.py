@@ -237,19 +237,24 @@ def check_images(study: Path, rows: list[dict], recorded: dict[str, str]) -> dic
 
 
 def recorded_answers(study: Path) -> int:
-    """How many answers the served study's database holds (0 without one)."""
+    """How many answers the served study's database holds, counted or set aside (a timed-out or withdrawn
+    participant's); 0 without a database. A database that cannot be read is an error, never "no answers"."""
     import sqlite3
 
     db = Path(study) / "responses.sqlite"
     if not db.exists():
         return 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-    finally:
-        conn.close()
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            return sum(int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+                       for t in ("answers", "released_answers") if t in tables)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise ValueError(f"{db}: cannot be read ({e}), so whether the study has answers is unknown; nothing was "
+                         "changed") from None
 
 
 def set_aside(study: Path) -> Path:

@@ -19,7 +19,8 @@ from .test_survey_server import fake_stylized
 
 CFG = StudyConfig(n_sets=3, n_participants=6, n_attention_checks=1, n_repeats=0)
 RECRUIT = RecruitmentConfig(completion_url="https://app.prolific.com/submissions/complete?cc={code}",
-                            completion_code="DONE42", excluded_code="NOPASS7", slot_timeout_minutes=30)
+                            completion_code="DONE42", excluded_code="NOPASS7", slot_timeout_minutes=30,
+                            allowed=["prolific", "mturk", "generic"])
 
 
 class Clock:
@@ -93,10 +94,7 @@ def test_a_full_study_says_so_and_an_abandoned_slot_returns_after_the_timeout(se
                                                   "chosen": item0["options"][1]})
     full = prolific(client, "late")
     assert full.status_code == 200 and "The study is full" in full.text
-    for t in tokens[1:3] + tokens[4:]:   # the others keep answering; p04 goes quiet
-        clock.now += 0
-        client.get(f"/api/{t}/state")
-    clock.now += 29 * 60
+    clock.now += 29 * 60                 # the others keep answering; p04 goes quiet
     for t in tokens[1:3] + tokens[4:]:
         client.get(f"/api/{t}/state")
     assert "The study is full" in prolific(client, "late").text  # 29 min: not yet
@@ -225,3 +223,53 @@ def test_behind_a_reverse_proxy_every_url_carries_the_base_path(tmp_path, prefix
     state = client.get(f"{prefix}/api/{token}/state").json()
     assert client.get(f"{prefix}/img/{token}/{state['items'][0]['options'][0]}.png").content[:4] == b"\x89PNG"
     assert client.get("/studyx/join?pid=u2").status_code == 404  # only the base path itself is stripped
+
+
+def test_finishing_needs_consent_and_every_answer(served):
+    client, app, _ = served
+    token = session_of(prolific(client, "quick"))
+    r = client.post(f"/api/{token}/finish")
+    assert r.status_code == 409 and r.json()["error"] == "no consent"
+    client.post(f"/api/{token}/consent", json={"decision": "agreed"})
+    r = client.post(f"/api/{token}/finish")
+    plan = {p.participant: p for p in app.state.plans}[plan_of(app, token)]
+    assert r.status_code == 409 and r.json()["error"] == f"not finished: {2 * len(plan.items)} answers missing"
+    assert app.state.store.counts()["participants_finished"] == 0
+    assert complete(client, app, token)["next"].endswith("cc=DONE42")
+
+
+def test_an_invite_link_closes_when_a_platform_participant_holds_its_plan(served):
+    client, app, _ = served
+    p1 = app.state.plans[0]
+    token = session_of(prolific(client, "arrival"))
+    assert plan_of(app, token) == p1.participant
+    assert client.get(f"/s/{p1.token}").status_code == 404
+    assert client.post(f"/api/{p1.token}/consent", json={"decision": "agreed"}).status_code == 404
+    invited = app.state.plans[1]  # an invited participant who consented (no answer yet): their plan is taken
+    assert client.post(f"/api/{invited.token}/consent", json={"decision": "agreed"}).json()["ok"]
+    assert plan_of(app, session_of(prolific(client, "next"))) == app.state.plans[2].participant
+
+
+def test_withdrawing_after_answering_sets_the_answers_aside(served):
+    client, app, _ = served
+    invited = app.state.plans[-1]
+    client.post(f"/api/{invited.token}/consent", json={"decision": "agreed"})
+    client.post(f"/api/{invited.token}/answer", json={"index": 0, "question": "best_stylization",
+                                                       "chosen": invited.items[0].options[0]})
+    assert len(app.state.store.export_rows()) == 1
+    client.post(f"/api/{invited.token}/consent", json={"decision": "declined"})
+    assert app.state.store.export_rows() == []      # not counted, not exported
+    kept = app.state.store._conn().execute("SELECT participant FROM released_answers").fetchall()
+    assert kept == [(invited.participant,)]         # but not deleted
+
+
+def test_platform_links_are_refused_unless_the_researcher_opens_them(tmp_path):
+    study = build_study(fake_stylized(tmp_path / "stylized", 3, CFG.methods), tmp_path / "study", CFG)
+    closed = TestClient(create_app(study, admin_token="adm"))
+    r = closed.get("/join?pid=anyone")
+    assert r.status_code == 400 and "does not recruit there" in r.text
+    own = TestClient(create_app(study, admin_token="adm", recruitment=RecruitmentConfig(allowed=["prolific"],
+                                                                                         study_id="ST1")))
+    assert "belongs to another study" in own.get("/join?PROLIFIC_PID=x&STUDY_ID=OTHER").text
+    assert "does not recruit there" in own.get("/join?pid=x").text
+    assert own.get("/join?PROLIFIC_PID=x&STUDY_ID=ST1", follow_redirects=False).status_code == 303

@@ -183,7 +183,9 @@ def _join(url, deadline) -> str:
 def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
     cfg = StudyConfig(n_sets=3, n_participants=200, n_attention_checks=0, n_repeats=0)
     study = build_study(fake_stylized(tmp_path / "stylized", 3, cfg.methods), tmp_path / "study", cfg)
-    server = LiveServer(study).__enter__()
+    from survey.recruitment import RecruitmentConfig
+
+    server = LiveServer(study, recruitment=RecruitmentConfig(allowed=["prolific"])).__enter__()
     port = server.port
     plans = server.app.state.plans
     deadline = time.time() + 240
@@ -210,7 +212,7 @@ def test_200_concurrent_participants_with_a_restart_lose_nothing(tmp_path):
             time.sleep(0.005)
         server.__exit__()                      # restart mid-run: same database, same port
         at_restart = server.app.state.store.counts()["answers"]
-        server = LiveServer(study, port=port).__enter__()
+        server = LiveServer(study, port=port, recruitment=RecruitmentConfig(allowed=["prolific"])).__enter__()
         done = [f.result(timeout=240) for f in futures]
     for plan in plans:
         for i, _ in enumerate(plan.items):

@@ -268,3 +268,45 @@ def test_preregister_refuses_once_answers_exist(built, tmp_path, params_for):
     with pytest.raises(ValueError, match="already has 1 answers.*before any data exists"):
         preregister(params_for(study))
     assert not (tmp_path / "prereg.json").exists()
+
+
+def test_answers_in_the_database_freeze_the_study_even_when_set_aside_and_an_unreadable_one_refuses(built, tmp_path):
+    import sqlite3
+
+    from survey.server import Store
+
+    stylized, study = built
+    store = Store(study / "responses.sqlite")
+    store._conn().execute("INSERT INTO released_answers VALUES ('p01',0,'q',0,'regular','safin','a;b','','',0,0)")
+    retrain(stylized)
+    with pytest.raises(StudyFrozen, match=r"1 answers \(1 in .*responses.sqlite\)"):
+        build_study(stylized, study, CFG)
+    store._conn().close()
+    for f in study.glob("responses.sqlite*"):
+        f.unlink()
+    (study / "responses.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(ValueError, match="cannot be read.*whether the study has answers is unknown"):
+        build_study(stylized, study, CFG)
+
+
+def test_preregister_needs_a_built_study(tmp_path, params_for):
+    from pipeline.survey import preregister
+
+    with pytest.raises(ValueError, match="build the study first"):
+        preregister(params_for(tmp_path / "nothing"))
+
+
+def test_a_study_analysed_otherwise_than_registered_gets_no_verdict(tmp_path):
+    from evaluation.claims import INCONCLUSIVE, REPRODUCED, check_claims
+    from tests.test_claims_report import _per_pair
+
+    shares = {"safin": (0.7, 0.6, 0.8), "sanet": (0.3, 0.2, 0.4)}
+    doc = {"simulated": False, "shares": {q: {m: {"share": v, "ci95": [lo, hi]} for m, (v, lo, hi) in shares.items()}
+                                          for q in ("best_stylization", "fewest_artifacts")}}
+    for reg, want in (({"matches": True, "differences": []}, REPRODUCED),
+                      ({"matches": False, "differences": ["exclusion_rules: too fast"]}, INCONCLUSIVE)):
+        (tmp_path / "tally.json").write_text(json.dumps(doc | {"preregistration": reg}))
+        study = [v for v in check_claims(_per_pair(tmp_path, {}), tmp_path, tmp_path / "tally.json")
+                 if "user study" in v.claim or "Users prefer" in v.claim]
+        assert [v.verdict for v in study] == [want, want]
+    assert "does not match its preregistration (exclusion_rules: too fast)" in study[0].evidence

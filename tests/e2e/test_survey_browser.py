@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def test_crawler_served_study_reveals_no_method_no_check_and_no_shared_id(browse
     from survey.recruitment import RecruitmentConfig
 
     study, cfg = crawl_study_dir
-    recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="C0DE1")
+    recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="C0DE1", allowed=["prolific"])
     with LiveServer(study, recruitment=recruit) as server:
         plans = server.app.state.plans
         for n, _ in enumerate(plans):
@@ -293,7 +294,7 @@ def test_platform_participants_get_distinct_plans_codes_and_a_freed_slot(browser
     preregister(params)
     clock = type("Clock", (), {"now": 1e6, "__call__": lambda self: self.now})()
     recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="DONE42",
-                                excluded_code="NOPASS7", slot_timeout_minutes=30)
+                                excluded_code="NOPASS7", slot_timeout_minutes=30, allowed=["prolific"])
     with LiveServer(study, recruitment=recruit, clock=clock) as server:
         plans = {p.participant: p for p in server.app.state.plans}
 
@@ -367,6 +368,9 @@ def test_a_static_page_posts_each_answer_to_the_collection_url(browser, small_st
         through_intro(page)
         answer_screens(page, ("1", "2"), 1)
         plan = server.app.state.plans[0]
+        deadline = time.time() + 30   # posted as given: on the server before the study ends
+        while len(server.app.state.store.answers(plan.participant)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
         assert server.app.state.store.answers(plan.participant).keys() == {"0|best_stylization", "0|fewest_artifacts"}
         n = int(page.locator("#progress").text_content().split("/")[1])
         answer_screens(page, ("1", "2"), n - 1)
