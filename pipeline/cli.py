@@ -146,6 +146,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from .cluster import submit
+    from .params import load_params
+
+    doc = submit(load_params(args.params), Path.cwd(), dry_run=args.dry_run)
+    if args.dry_run:
+        for key in ("array_script", "repro_script"):
+            print(f"# ---- {doc[key]}")
+            print(Path(doc[key]).read_text())
+        print(f"# {doc['tasks']} training tasks; submit with: safin cluster submit (the repro job waits on the "
+              "array: sbatch --dependency=afterok:ARRAY_JOB)")
+    else:
+        print(f"submitted the training array {doc['array_job']} ({doc['tasks']} tasks) and dvc repro as job "
+              f"{doc['repro_job']} (after every task succeeds); logs in {Path(doc['array_script']).parent}/logs")
+    return 0
+
+
 def _cmd_curves(args: argparse.Namespace) -> int:
     from evaluation.curves import plot_loss_curves
 
@@ -524,6 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--receipt", help="build-study: also write what was built (no tokens) to this JSON file (stage "
                                      "survey_study)")
     s.set_defaults(func=_cmd_survey)
+
+    s = sub.add_parser("cluster", help="the profile's training runs as a SLURM job array, then dvc repro after it")
+    s.add_argument("action", choices=["submit"])
+    s.add_argument("--dry-run", action="store_true", help="write and print the two sbatch scripts; submit nothing")
+    s.add_argument("--params", default="params.yaml")
+    s.set_defaults(func=_cmd_cluster)
 
     s = sub.add_parser("bench", help="inference/training speed and memory vs the naive paths (stage benchmark)")
     s.add_argument("--params", default="params.yaml")

@@ -137,6 +137,28 @@ def test_a_changed_configuration_is_not_resumed(tiny_data, tmp_path):
     assert ckpt is None and "different configuration" in problems[0]
 
 
+def test_slurms_warning_signal_checkpoints_at_once(tiny_data, tmp_path):
+    """SIGUSR1 (`sbatch --signal=USR1@…` sends it to the job's processes before the time limit): the run writes a
+    checkpoint at the step it reached and stops, as on SIGTERM; the requeued task resumes from it."""
+    import threading
+
+    cfg = config(tiny_data, tmp_path / "o", max_iter=10_000, checkpoint_every=100_000)
+    tsv = tmp_path / "o/live/plots/metrics/loss/total.tsv"
+
+    def warn():
+        deadline = time.time() + 120
+        while (not tsv.exists() or len(tsv.read_text().splitlines()) < 3) and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    threading.Thread(target=warn, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    ckpts = sorted((tmp_path / "o/checkpoints").glob("ckpt_*.pt"))
+    assert len(ckpts) == 1 and 2 <= torch.load(ckpts[0], weights_only=False)["iteration"] < 10_000
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # the handler is the trainer's only while it trains
+
+
 @pytest.mark.slow  # a training process, interrupted
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
     params = {

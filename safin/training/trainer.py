@@ -83,7 +83,7 @@ class TrainingDiverged(RuntimeError):
 
 
 class Interrupted(Exception):
-    """Raised in the training loop by SIGTERM: the run saves a checkpoint and stops."""
+    """Raised in the training loop by SIGTERM or SIGUSR1: the run saves a checkpoint and stops."""
 
 
 def _raise_interrupted(signum, frame) -> None:
@@ -318,11 +318,15 @@ class Trainer:
 
     def loop(self) -> None:
         """Every batch of the loader; a checkpoint every ``checkpoint_every`` iterations and at the end.
-        SIGTERM or Ctrl-C: checkpoint at the current iteration, then ``KeyboardInterrupt``."""
+        SIGTERM, SIGUSR1 or Ctrl-C: checkpoint at the current iteration, then ``KeyboardInterrupt``."""
         cfg = self.cfg
-        old_handler = signal.getsignal(signal.SIGTERM)
+        # SIGTERM (preemption, scancel, a batch script passing SLURM's warning on) and SIGUSR1 (SLURM's warning sent to
+        # the job's processes directly, --signal=USR1@…): checkpoint now and stop
+        caught = [signal.SIGTERM, signal.SIGUSR1]
+        old_handlers = {sig: signal.getsignal(sig) for sig in caught}
         if self.rank == 0:
-            signal.signal(signal.SIGTERM, _raise_interrupted)
+            for sig in caught:
+                signal.signal(sig, _raise_interrupted)
         try:
             for content, style in self.loader:
                 self.step(content, style)
@@ -337,7 +341,8 @@ class Trainer:
             raise KeyboardInterrupt from None
         finally:
             if self.rank == 0:
-                signal.signal(signal.SIGTERM, old_handler)
+                for sig, handler in old_handlers.items():
+                    signal.signal(sig, handler)
 
     def encoder_identity(self) -> dict:
         """Which encoder weights the run trained on (the name, the asset, its source, tensor sha256)."""
