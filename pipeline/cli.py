@@ -152,14 +152,15 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
     doc = submit(load_params(args.params), Path.cwd(), dry_run=args.dry_run)
     if args.dry_run:
-        for key in ("array_script", "repro_script"):
+        for key in ("prepare_script", "array_script", "repro_script"):
             print(f"# ---- {doc[key]}")
             print(Path(doc[key]).read_text())
-        print(f"# {doc['tasks']} training tasks; submit with: safin cluster submit (the repro job waits on the "
-              "array: sbatch --dependency=afterok:ARRAY_JOB)")
+        print(f"# {doc['tasks']} training tasks; submit with: safin cluster submit (the array waits on the prepare "
+              "job and the repro job on the array: sbatch --dependency=afterok:JOB)")
     else:
-        print(f"submitted the training array {doc['array_job']} ({doc['tasks']} tasks) and dvc repro as job "
-              f"{doc['repro_job']} (after every task succeeds); logs in {Path(doc['array_script']).parent}/logs")
+        print(f"submitted prepare as job {doc['prepare_job']}, the training array {doc['array_job']} "
+              f"({doc['tasks']} tasks) after it, and dvc repro as job {doc['repro_job']} (after every task "
+              f"succeeds); logs in {Path(doc['array_script']).parent}/logs")
     return 0
 
 
@@ -465,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--max-iter", type=int, help="override train.max_iter")
     s.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:1)")
-    s.add_argument("--out-dir", help="override the output folder (default train.out/METHOD)")
+    s.add_argument("--out-dir", help="override the main run's folder (default train.out/METHOD); a replicate seed S "
+                   "goes to OUT_DIR/seeds/seed-S")
     s.add_argument("--seed", type=int, help="train only this seed's run: train.seed, or one of train.seeds "
                                             "(into train.out/METHOD/seeds/seed-S); default: every seed in turn")
     s.add_argument("--no-progress", action="store_true")
@@ -544,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("cluster", help="the profile's training runs as a SLURM job array, then dvc repro after it")
     s.add_argument("action", choices=["submit"])
-    s.add_argument("--dry-run", action="store_true", help="write and print the two sbatch scripts; submit nothing")
+    s.add_argument("--dry-run", action="store_true", help="write and print the three sbatch scripts; submit nothing")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(func=_cmd_cluster)
 

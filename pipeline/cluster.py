@@ -1,10 +1,11 @@
 """``safin cluster submit``: the profile's training runs as one SLURM job array, and ``dvc repro`` after it.
 
-Every (method, seed) of ``train.methods`` × (``train.seed`` + ``train.seeds``) is one task of an array job
-(:func:`array_script`): ``safin train --method M --seed S`` inside, under ``torchrun`` when a run spans several
+First a short job (:func:`prepare_script`) runs ``dvc repro`` of the stages training reads (the weights, the data,
+the methods' records: :data:`PREPARE_STAGES`). Then every (method, seed) of ``train.methods`` × (``train.seed`` +
+``train.seeds``) is one task of an array job (:func:`array_script`, ``afterok`` on the first): ``safin train --method M --seed S`` inside, under ``torchrun`` when a run spans several
 GPUs or nodes (c10d rendezvous on the allocation's first node). A second job (:func:`repro_script`) depends on the
-array (``afterok``) and runs ``dvc repro``, which finds every run trained (``train@M`` resumes each at its last
-step: nothing is trained again) and does the rest. Both are plain sbatch files, written to ``cluster.out`` so a
+array (``afterok``) and runs ``dvc repro`` (or ``cluster.repro_targets``), which finds every run trained (``train@M`` resumes each at its last
+step: nothing is trained again) and does the rest. All three are plain sbatch files, written to ``cluster.out`` so a
 researcher can read and edit them; ``--dry-run`` prints them and submits nothing.
 
 Preemption and time limits: the array asks SLURM for ``USR1`` ``cluster.signal_seconds`` before the end
@@ -39,6 +40,7 @@ class ClusterConfig:
     setup: str = ""                     # shell lines before training (e.g. `module load cuda; source .venv/bin/activate`)
     extra_sbatch: list[str] = field(default_factory=list)   # more #SBATCH options, e.g. ["--qos=high"]
     out: str = "outputs/cluster"        # the scripts and the jobs' logs
+    repro_targets: list[str] = field(default_factory=list)   # the last job's `dvc repro` targets ([]: everything)
 
     @classmethod
     def from_params(cls, section: dict | None) -> ClusterConfig:
@@ -50,6 +52,10 @@ class ClusterConfig:
         if cfg.nodes_per_run < 1 or cfg.gpus_per_node < 0:
             raise ValueError("cluster: nodes_per_run must be at least 1 and gpus_per_node at least 0")
         return cfg
+
+
+#: the stages whose outputs ``train@M`` reads (its ``deps`` in dvc.yaml; tests/test_cluster.py holds them equal)
+PREPARE_STAGES = ("fetch_weights", "fetch_data", "check_methods")
 
 
 def runs(params: dict) -> list[tuple[str, int]]:
@@ -125,33 +131,52 @@ def array_script(params: dict, cfg: ClusterConfig, repo: Path) -> str:
     return "\n".join(lines)
 
 
-def repro_script(params: dict, cfg: ClusterConfig, repo: Path) -> str:
-    """The sbatch file of the job after the array (its ``afterok`` dependency is given at submission)."""
+def _dvc_job(cfg: ClusterConfig, repo: Path, name: str, comment: str, command: str, gpus: bool) -> str:
     out = Path(cfg.out)
-    lines = ["#!/bin/bash", *_header(cfg, "safin-repro", f"{out}/logs/repro-%j.out"), "#SBATCH --nodes=1",
-             f"#SBATCH --cpus-per-task={cfg.cpus_per_task}"]
-    lines += [f"#SBATCH --gpus-per-node={cfg.gpus_per_node}"] if cfg.gpus_per_node else []
+    lines = ["#!/bin/bash", *_header(cfg, name, f"{out}/logs/{name.removeprefix('safin-')}-%j.out"),
+             "#SBATCH --nodes=1", f"#SBATCH --cpus-per-task={cfg.cpus_per_task}"]
+    lines += [f"#SBATCH --gpus-per-node={cfg.gpus_per_node}"] if cfg.gpus_per_node and gpus else []
     lines += [f"#SBATCH {x}" for x in cfg.extra_sbatch]
-    lines += ["", "# After every training task succeeded: the rest of the pipeline; train@M finds each run trained.",
-              "set -euo pipefail", f"cd {shlex.quote(str(repo))}", *([cfg.setup] if cfg.setup else []),
-              "dvc repro", ""]
+    lines += ["", f"# {comment}", "set -euo pipefail", f"cd {shlex.quote(str(repo))}",
+              *([cfg.setup] if cfg.setup else []), command, ""]
     return "\n".join(lines)
 
 
-def write_scripts(params: dict, cfg: ClusterConfig, repo: Path) -> tuple[Path, Path]:
+def prepare_script(params: dict, cfg: ClusterConfig, repo: Path) -> str:
+    """The sbatch file of the job before the array: what every training task reads, made once (no GPU)."""
+    return _dvc_job(cfg, repo, "safin-prepare", "Before the training array: the weights, the data and the methods' "
+                    "records every task reads.", "dvc repro " + " ".join(PREPARE_STAGES), gpus=False)
+
+
+def repro_script(params: dict, cfg: ClusterConfig, repo: Path) -> str:
+    """The sbatch file of the job after the array (its ``afterok`` dependency is given at submission)."""
+    targets = "".join(f" {shlex.quote(t)}" for t in cfg.repro_targets)
+    return _dvc_job(cfg, repo, "safin-repro", "After every training task succeeded: the rest of the pipeline; "
+                    "train@M finds each run trained.", f"dvc repro{targets}", gpus=True)
+
+
+#: the three jobs in submission order: (key, file name, script)
+JOBS = (("prepare", "prepare.sbatch", prepare_script), ("array", "train_array.sbatch", array_script),
+        ("repro", "repro.sbatch", repro_script))
+
+
+def write_scripts(params: dict, cfg: ClusterConfig, repo: Path) -> dict[str, Path]:
     out = Path(repo) / cfg.out
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    array, repro = out / "train_array.sbatch", out / "repro.sbatch"
-    array.write_text(array_script(params, cfg, repo))
-    repro.write_text(repro_script(params, cfg, repo))
-    return array, repro
+    paths = {}
+    for key, name, make in JOBS:
+        paths[key] = out / name
+        paths[key].write_text(make(params, cfg, repo))
+    return paths
 
 
 def submit(params: dict, repo: Path, dry_run: bool = False, sbatch: str = "sbatch") -> dict:
-    """Write both scripts; submit the array, then the repro job with ``afterok`` on it (unless ``dry_run``)."""
+    """Write the three scripts; submit the prepare job, the array ``afterok`` on it, then the repro job ``afterok`` on
+    the array (unless ``dry_run``)."""
     cfg = ClusterConfig.from_params(params.get("cluster"))
-    array, repro = write_scripts(params, cfg, Path(repo).resolve())
-    doc = {"array_script": str(array), "repro_script": str(repro), "tasks": len(runs(params))}
+    paths = write_scripts(params, cfg, Path(repo).resolve())
+    doc: dict = {f"{key}_script": str(path) for key, path in paths.items()}
+    doc["tasks"] = len(runs(params))
     if dry_run:
         return doc
     def run(*args) -> str:
@@ -162,6 +187,7 @@ def submit(params: dict, repo: Path, dry_run: bool = False, sbatch: str = "sbatc
         except subprocess.CalledProcessError as e:
             raise RuntimeError(f"sbatch {' '.join(args)}: {e.stderr.strip() or e.returncode}") from None
         return got.stdout.strip().split(";")[0]
-    doc["array_job"] = run(str(array))
-    doc["repro_job"] = run(f"--dependency=afterok:{doc['array_job']}", str(repro))
+    doc["prepare_job"] = run(str(paths["prepare"]))
+    doc["array_job"] = run(f"--dependency=afterok:{doc['prepare_job']}", str(paths["array"]))
+    doc["repro_job"] = run(f"--dependency=afterok:{doc['array_job']}", str(paths["repro"]))
     return doc

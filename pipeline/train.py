@@ -93,8 +93,10 @@ def run(params: dict[str, Any], method: str, only_seed: int | None = None, **ove
     for seed in replicates:
         if only_seed is not None and seed != int(only_seed):
             continue
-        rep = config_from_params(params, method, **{**overrides, "seed": seed,
-                                                    "out_dir": str(seed_folder(params["train"]["out"], method, seed))})
+        # under --out-dir X (the main run's folder) a replicate is X/seeds/seed-S, as under train.out/METHOD
+        folder = (Path(overrides["out_dir"]) / "seeds" / f"seed-{seed}" if overrides.get("out_dir")
+                  else seed_folder(params["train"]["out"], method, seed))
+        rep = config_from_params(params, method, **{**overrides, "seed": seed, "out_dir": str(folder)})
         rep_summary = train(rep)
         _report(f"{method} (seed {seed})", rep_summary)
         summary = summary or rep_summary

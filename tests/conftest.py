@@ -117,7 +117,8 @@ def sample_dir() -> Path:
 
 def pytest_collection_modifyitems(items):
     """The tests that need a pipeline run last: the runs go on in the background meanwhile (tests/e2e/conftest.py)."""
-    items.sort(key=lambda item: bool({"ci_run", "pretrained_run"} & set(getattr(item, "fixturenames", ()))))
+    runs = {"ci_run", "pretrained_run", "slurm_run"}
+    items.sort(key=lambda item: bool(runs & set(getattr(item, "fixturenames", ()))))
 
 
 def safin(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:

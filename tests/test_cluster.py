@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cluster import ClusterConfig, array_script, repro_script, runs, submit
+from pipeline.cluster import PREPARE_STAGES, ClusterConfig, array_script, prepare_script, repro_script, runs, submit
 from pipeline.params import apply_profile, load_params
 
 from .conftest import REPO
@@ -37,7 +37,11 @@ def test_the_paper_profile_is_an_18_task_array_and_a_dependent_repro(paper, tmp_
     assert [tuple(x.split(":")) for x in table] == [(m, str(s)) for m, s in todo]
     assert "torchrun" not in script  # one GPU per run: the trainer alone
     repro = repro_script(paper, cfg, tmp_path)
-    assert "dvc repro" in repro and "--array" not in repro
+    assert repro.splitlines()[-1] == "dvc repro" and "--array" not in repro
+    prepare = prepare_script(paper, cfg, tmp_path)
+    assert prepare.splitlines()[-1] == "dvc repro fetch_weights fetch_data check_methods" and "--gpus" not in prepare
+    assert repro_script(paper, ClusterConfig.from_params({"repro_targets": ["train", "stylize"]}),
+                        tmp_path).splitlines()[-1] == "dvc repro train stylize"
     from pipeline.cli import main
 
     os.chdir(tmp_path)
@@ -46,8 +50,22 @@ def test_the_paper_profile_is_an_18_task_array_and_a_dependent_repro(paper, tmp_
     finally:
         os.chdir(REPO)
     out = capsys.readouterr().out
-    assert "#SBATCH --array=0-17" in out and "dvc repro" in out and "18 training tasks" in out
-    assert (tmp_path / "outputs/cluster/train_array.sbatch").exists()
+    assert "#SBATCH --array=0-17" in out and "dvc repro\n" in out and "18 training tasks" in out
+    assert "dvc repro fetch_weights fetch_data check_methods" in out
+    for name in ("prepare.sbatch", "train_array.sbatch", "repro.sbatch"):
+        assert (tmp_path / "outputs/cluster" / name).exists()
+
+
+def test_the_prepare_job_makes_exactly_what_training_reads():
+    import yaml
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    outs = {stage: [next(iter(o)) if isinstance(o, dict) else o for o in spec.get("do", spec).get("outs", [])]
+            for stage, spec in stages.items()}
+    deps = stages["train"]["do"]["deps"]
+    upstream = {stage for stage, paths in outs.items() if stage != "train"
+                for dep in deps for out in paths if dep == out or dep.startswith(out.rstrip("/") + "/")}
+    assert upstream == set(PREPARE_STAGES)
 
 
 def test_a_run_over_two_nodes_uses_torchrun_with_a_c10d_rendezvous(paper, tmp_path):
@@ -60,15 +78,17 @@ def test_a_run_over_two_nodes_uses_torchrun_with_a_c10d_rendezvous(paper, tmp_pa
         ClusterConfig.from_params({"gpus": 2})
 
 
-def test_submit_passes_the_arrays_job_id_to_the_repro_jobs_dependency(paper, tmp_path):
+def test_submit_chains_prepare_array_and_repro_by_their_job_ids(paper, tmp_path):
     log = tmp_path / "sbatch.log"
     fake = tmp_path / "sbatch"
-    fake.write_text(f'#!/bin/bash\necho "$@" >> {log}\n[ -z "$n" ] && echo "4242;cluster"\n')
+    fake.write_text(f'#!/bin/bash\necho "$@" >> {log}\necho "$(wc -l < {log})42;cluster"\n')
     fake.chmod(0o755)
     doc = submit(paper, tmp_path, sbatch=str(fake))
     calls = log.read_text().splitlines()
-    assert doc["array_job"] == "4242" and calls[0].endswith("train_array.sbatch")
-    assert calls[1].startswith("--parsable --dependency=afterok:4242 ") and calls[1].endswith("repro.sbatch")
+    assert (doc["prepare_job"], doc["array_job"], doc["repro_job"]) == ("142", "242", "342")
+    assert calls[0] == f"--parsable {tmp_path}/outputs/cluster/prepare.sbatch"
+    assert calls[1] == f"--parsable --dependency=afterok:142 {tmp_path}/outputs/cluster/train_array.sbatch"
+    assert calls[2] == f"--parsable --dependency=afterok:242 {tmp_path}/outputs/cluster/repro.sbatch"
 
 
 def _task(tmp_path, script: str, exit_code: int, restart: int = 0, signal_after: float | None = None):

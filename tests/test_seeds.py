@@ -128,6 +128,7 @@ def test_replicate_seeds_train_stylize_and_are_measured(tmp_path, monkeypatch, r
     params["data"].update(out=str(data), pairs=str(pairs), sample_dir=str(REPO / "data/sample"))
     params["train"].update(out=str(tmp_path / "train"), methods=["adain"], max_iter=2, batch_size=2, crop=32,
                            seeds=[5], precision="fp32", encoder_weights="derived", checkpoint_every=2, num_workers=0)
+    params["train"]["method_overrides"]["adain"] = {}   # the active profile's per-method iterations (demo: 1000) off
     params["stylize"].update(out=str(tmp_path / "stylized"), methods=["adain"], size=96)
     params["evaluate"].update(out=str(tmp_path / "metrics"), bootstrap=20, encoder_weights="derived")
     params["evaluate"]["artfid"].update(download=False)
@@ -190,3 +191,26 @@ def test_the_report_shows_the_seeds_and_artfid_with_its_n_and_bias_note(tmp_path
     assert "<h2>Seeds (each seed's mean over the pairs)</h2>" in html.read_text()
     skipped = {"n_pairs": 40, "metrics": {}, "skipped": {"ArtFID": "skipped, no number computed: SAFIN_OFFLINE=1"}}
     assert artfid_section(skipped) == ("ArtFID: skipped, no number computed: SAFIN_OFFLINE=1.", [])
+
+
+def test_out_dir_holds_the_main_run_and_its_replicates_under_seeds(monkeypatch, tmp_path):
+    """``safin train --seed S --out-dir X``: the replicate trains into X/seeds/seed-S, never into train.out (which
+    the main pipeline's runs occupy)."""
+    import pipeline.train as pt
+    from pipeline.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    params["train"].update(seeds=[5, 6], out=str(tmp_path / "train"))
+    params["pretrained"]["methods"] = []
+    seen = []
+    monkeypatch.setattr(pt, "ensure_encoder_weights", lambda *a: None)
+    monkeypatch.setattr(pt, "train", lambda cfg: seen.append((cfg.seed, cfg.out_dir)) or {})
+    pt.run(params, "adain", only_seed=5, out_dir=str(tmp_path / "x"))
+    assert seen == [(5, str(tmp_path / "x/seeds/seed-5"))]
+    seen.clear()
+    pt.run(params, "adain", out_dir=str(tmp_path / "x"))
+    assert seen == [(params["train"]["seed"], str(tmp_path / "x")), (5, str(tmp_path / "x/seeds/seed-5")),
+                    (6, str(tmp_path / "x/seeds/seed-6"))]
+    seen.clear()
+    pt.run(params, "adain", only_seed=6)
+    assert seen == [(6, str(seed_folder(tmp_path / "train", "adain", 6)))]

@@ -260,3 +260,65 @@ def test_live_false_trains_without_dvclive_files(tiny_data, tmp_path):
     summary = train(config(tiny_data, out, max_iter=3, live=False))
     assert summary["iterations"] == 3 and (out / "weights.pt").exists()
     assert not (out / "live").exists()
+
+
+def _train_params(tmp_path, data, **train) -> Path:
+    import yaml
+
+    params = {"data": {"out": str(data)},
+              "train": {"methods": ["adain"], "out": str(tmp_path / "t"), "max_iter": 4, "batch_size": 4, "lr": 1e-5,
+                        "lr_decay": 5e-5, "crop": 32, "seed": 1, "deterministic": True, "device": "cpu",
+                        "compile": False, "num_workers": 0, "checkpoint_every": 100, "keep_checkpoints": 2,
+                        "encoder_weights": "random", "precision": "fp32", "method_overrides": {}, **train}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.slow  # three training processes
+def test_one_run_over_two_nodes_by_c10d_rendezvous_trains_as_one_process_with_the_global_batch(tiny_data, tmp_path):
+    """The training array's own launch line for a run over two nodes (``srun torchrun --nnodes … --rdzv_backend=c10d``,
+    pipeline/cluster.py), run as two "nodes" on this machine: two torchrun agents, one gloo process each, meeting at
+    the rendezvous on 127.0.0.1. The same trajectory as one process with the same global batch (the tolerance of the
+    DDP test above)."""
+    import socket
+
+    from pipeline.cluster import ClusterConfig, array_script
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    params = {"train": {"methods": ["adain"], "seed": 1}, "pretrained": {"methods": []}}
+    script = array_script(params, ClusterConfig.from_params({"nodes_per_run": 2, "gpus_per_node": 0,
+                                                              "rdzv_port": port}), tmp_path)
+    launch = next(line for line in script.splitlines() if "torchrun" in line).removesuffix(" &")
+    assert launch.startswith("srun --kill-on-bad-exit=1 torchrun --nnodes=\"$SLURM_NNODES\" --nproc_per_node=1 ")
+    node_cmd = launch.removeprefix("srun --kill-on-bad-exit=1 ")   # what srun starts on each node
+    params_file = _train_params(tmp_path, tiny_data)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLURM_NNODES": "2", "HEAD": "127.0.0.1", "SLURM_JOB_ID": "4242",
+           "METHOD": "adain", "SEED": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    logs = [open(tmp_path / f"node{i}.log", "w") for i in range(2)]
+    nodes = [subprocess.Popen(["bash", "-c", node_cmd], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+             for log in logs]
+    try:
+        codes = [p.wait(timeout=600) for p in nodes]
+    finally:
+        for p in nodes:
+            p.kill()
+        for log in logs:
+            log.close()
+    out = "\n".join((tmp_path / f"node{i}.log").read_text()[-2000:] for i in range(2))
+    assert codes == [0, 0], out
+    two_nodes = tmp_path / "t/adain"
+    assert json.loads((two_nodes / "summary.json").read_text())["world_size"] == 2, out
+    single = tmp_path / "single"
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain", "--params",
+                          str(params_file), "--out-dir", str(single), "--no-progress"], cwd=REPO,
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((single / "summary.json").read_text())["world_size"] == 1
+    for name in ("total", "content", "style"):
+        a, b = losses(single, name), losses(two_nodes, name)
+        assert len(a) == len(b) == 4
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), rtol=1e-4), (name, a, b)
+        assert a[0] != a[-1]

@@ -5,7 +5,8 @@ repository, as a user would run them:
   into a folder of its own on ``PYTHONPATH``, named in ``params.yaml``), then ``safin isa-check`` on the gated
   computation of one method under each older instruction set the CPU can emulate;
 - ``pretrained_run``: ``safin profile pretrained && dvc repro`` against a server on 127.0.0.1 standing in for the
-  authors' hosts.
+  authors' hosts;
+- ``slurm_run``: ``safin cluster submit`` on a one-node SLURM cluster started for it (``tests/e2e/slurm_run.py``).
 
 Each starts in a background thread as soon as the tests are collected (only when a selected test needs it), and
 pytest runs the end-to-end tests last, so the unit tests run while the pipelines do: on two cores a ``dvc repro``
@@ -344,7 +345,14 @@ class BackgroundRun:
         return self.value
 
 
-RUNS = {"ci_run": BackgroundRun("ci_run", _ci_run), "pretrained_run": BackgroundRun("pretrained_run", _pretrained_run)}
+def _slurm_run(tmp: Path, environ: dict, cache: Path) -> dict:
+    from .slurm_run import slurm_run
+
+    return slurm_run(tmp, environ, cache)
+
+
+RUNS = {"ci_run": BackgroundRun("ci_run", _ci_run), "pretrained_run": BackgroundRun("pretrained_run", _pretrained_run),
+        "slurm_run": BackgroundRun("slurm_run", _slurm_run)}
 
 
 def _tmp(config, name: str) -> Path:
@@ -396,3 +404,8 @@ def ci_run(request):
 @pytest.fixture(scope="session")
 def pretrained_run(request):
     return RUNS["pretrained_run"].result(lambda: _tmp(request.config, "pretrained_run"))
+
+
+@pytest.fixture(scope="session")
+def slurm_run(request):
+    return RUNS["slurm_run"].result(lambda: _tmp(request.config, "slurm_run"))

@@ -246,10 +246,10 @@ def test_the_gate_bites_on_an_injected_regression(ci_run):
     repo, env = ci_run["repo"], ci_run["env"]
     params = repo / "params.yaml"
     original = params.read_text()
-    assert "adain: {content_weight: 1.0, style_weight: 10.0}" in original
+    adain = "    adain: {content_weight: 1.0, style_weight: 10.0"   # its line in train.method_overrides
+    assert original.count(adain) == 1, "train.method_overrides.adain not found in the ci params.yaml"
     try:
-        params.write_text(original.replace("adain: {content_weight: 1.0, style_weight: 10.0}",
-                                           "adain: {content_weight: 1.0, style_weight: 10.1}"))
+        params.write_text(original.replace(adain, adain[:-1] + "1"))   # style_weight 10.0 -> 10.1
         # the checkpoint of the old recipe stops a plain rerun; --restart sets it aside (never deleted)
         stopped = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--method", "adain"], cwd=repo,
                                  env=env, capture_output=True, text=True)

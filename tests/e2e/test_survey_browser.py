@@ -293,6 +293,9 @@ def test_platform_participants_get_distinct_plans_codes_and_a_freed_slot(browser
                              "out": str(tmp_path / "out"), "metrics": str(tmp_path / "survey.json"),
                              "preregistration": str(tmp_path / "prereg.json")})
     params["survey"]["power"].update({"participants": [10], "sets": [20], "simulations": 20, "bootstrap": 50})
+    # these participants are scripts that answer in milliseconds: the 'too fast' rule (tests/test_survey_study.py)
+    # would exclude them all, so this study registers a threshold of 0 s and the rule stays in the tally
+    params["survey"]["exclusion"]["min_median_screen_seconds"] = 0.0
     preregister(params)
     clock = type("Clock", (), {"now": 1e6, "__call__": lambda self: self.now})()
     recruit = RecruitmentConfig(completion_url="/complete?cc={code}", completion_code="DONE42",
