@@ -25,9 +25,11 @@ repro: $(STAMP)
 
 # The browser tests need Chromium and the real-SLURM test SLURM and munge: found, or installed with apt-get where
 # that is possible, else one line says what to install (tests/ensure_chromium.sh, tests/ensure_slurm.sh).
+# One pytest-xdist worker per core: one takes the tests of the pipeline runs (one group, first) and starts the runs
+# in the background, the others run the unit tests meanwhile (tests/conftest.py). PYTEST_ARGS='-n 0': one process.
 test: $(STAMP)
 	@CHROMIUM="$$(bash tests/ensure_chromium.sh)" && export CHROMIUM && bash tests/ensure_slurm.sh && \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  $(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 # The edit loop: every test not marked slow (no pipeline run, no browser, no multi-process training), spread over
 # the cores by pytest-xdist: 407 tests in 1 min 41 s on two Xeon cores (388 in one process: 2 min 17 s;

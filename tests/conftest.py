@@ -115,10 +115,34 @@ def sample_dir() -> Path:
     return REPO / "data" / "sample"
 
 
-def pytest_collection_modifyitems(items):
-    """The tests that need a pipeline run last: the runs go on in the background meanwhile (tests/e2e/conftest.py)."""
-    runs = {"ci_run", "pretrained_run", "slurm_run"}
-    items.sort(key=lambda item: bool(runs & set(getattr(item, "fixturenames", ()))))
+#: the session fixtures of the expensive runs (tests/e2e/conftest.py), and the modules of the tests that need them
+RUN_FIXTURES = {"ci_run", "pretrained_run", "slurm_run"}
+RUN_MODULES = ("tests/e2e/test_dvc_pipeline.py", "tests/e2e/test_pretrained_profile.py",
+               "tests/e2e/test_slurm_cluster.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """In one process, the tests that need a pipeline run go last: the runs go on in the background meanwhile
+    (tests/e2e/conftest.py). Under pytest-xdist (``make test``) they go first, as one unit of work (see
+    :func:`pytest_xdist_make_scheduler`)."""
+    xdist = hasattr(config, "workerinput")
+    items.sort(key=lambda item: bool(RUN_FIXTURES & set(getattr(item, "fixturenames", ()))) != xdist)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs one pytest-xdist worker per core. The tests of :data:`RUN_MODULES` are one unit of work,
+    handed out first: the worker that takes it starts the runs in the background and waits for them while the other
+    workers run the unit tests; once its unit is done it takes unit tests too. Every other test is a unit of its own.
+    (What ``--dist loadgroup`` would do with an ``xdist_group`` mark, which pytest-xdist 3.8 under pytest 9 does not
+    apply: every marked test went to any worker, and the runs started in both.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PipelinesFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "pipelines" if nodeid.split("::")[0] in RUN_MODULES else nodeid
+
+    return PipelinesFirst(config, log)
 
 
 def safin(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:

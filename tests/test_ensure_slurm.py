@@ -53,4 +53,4 @@ def test_an_install_that_leaves_a_daemon_missing_says_so(tmp_path):
 
 def test_make_test_runs_it_before_pytest():
     make = (REPO / "Makefile").read_text()
-    assert make.index("bash tests/ensure_slurm.sh") < make.index("-m pytest $(PYTEST_ARGS)")
+    assert make.index("bash tests/ensure_slurm.sh") < make.index("-m pytest -n auto")

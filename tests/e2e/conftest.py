@@ -360,8 +360,25 @@ def _tmp(config, name: str) -> Path:
     return factory.mktemp(name) if factory else Path(tempfile.mkdtemp(prefix=f"{name}-"))
 
 
+#: the runs the selected tests need, and whether they were started (see :func:`start_runs`)
+_WANTED: dict = {"runs": set(), "config": None, "started": False}
+
+
 def pytest_collection_finish(session):
     wanted = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in RUNS}
+    _WANTED.update(runs=wanted, config=session.config)
+    if not hasattr(session.config, "workerinput"):
+        start_runs()
+    # under pytest-xdist every worker collects every test: the runs start in the worker that takes the tests
+    # needing them (one group, scheduled first: tests/conftest.py), at its first such test
+
+
+def start_runs() -> None:
+    """Start every run the selected tests need, once, each in its background thread."""
+    if _WANTED["started"]:
+        return
+    _WANTED["started"] = True
+    wanted, config = _WANTED["runs"], _WANTED["config"]
     if wanted:
         # the assets both runs read, fetched (or verified, about 2 s) here once, so that no two processes fetch
         # the same asset into the cache at once
@@ -373,14 +390,14 @@ def pytest_collection_finish(session):
 
     environ, cache = dict(os.environ), cache_dir()
     for name in sorted(wanted):
-        RUNS[name].start(_tmp(session.config, name), environ, cache)
+        RUNS[name].start(_tmp(config, name), environ, cache)
     while "ci_run" in wanted and RUNS["ci_run"].thread.is_alive() and not CI_PIPELINE_STARTED.wait(0.2):
         pass  # the copy and the plugin's install: seconds
-    if CI_PIPELINE_STARTED.is_set():
+    if CI_PIPELINE_STARTED.is_set() and not hasattr(config, "workerinput"):
         # The tests that need the ci run come last, so its pipeline is the session's critical path: from now on
         # this process and whatever it starts (the unit tests, the pretrained run, the instruction-set check) run
         # at a lower priority than it. Measured on the Xeon as AVX2: the suite waited 59 s for the ci run at its
-        # end without this.
+        # end without this. (Under xdist the other workers' unit tests fill the wait instead.)
         os.nice(YIELD_TO_CI)
 
 
@@ -398,14 +415,17 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def ci_run(request):
+    start_runs()
     return RUNS["ci_run"].result(lambda: _tmp(request.config, "ci_run"))
 
 
 @pytest.fixture(scope="session")
 def pretrained_run(request):
+    start_runs()
     return RUNS["pretrained_run"].result(lambda: _tmp(request.config, "pretrained_run"))
 
 
 @pytest.fixture(scope="session")
 def slurm_run(request):
+    start_runs()
     return RUNS["slurm_run"].result(lambda: _tmp(request.config, "slurm_run"))
