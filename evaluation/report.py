@@ -54,6 +54,11 @@ def study_note(sdoc: dict) -> str:
                    "not people's judgements. " if sdoc.get("simulated") else "")
                   + f"{p['kept']} of {p['total']} participants kept; excluded: "
                   + "; ".join(f"{k}: {len(v)}" for k, v in p["excluded"].items()) + ".")
+    intro = p.get("intro_seconds") or {}
+    if intro:
+        note += (" Time before the study (median [quartiles], of the participants kept): "
+                 + "; ".join(f"{screen} {v['median']:.0f} s [{v['quartiles'][0]:.0f}, {v['quartiles'][1]:.0f}] "
+                             f"({v['participants']} participants)" for screen, v in intro.items()) + ".")
     rules = sdoc.get("exclusion_rules") or {}
     if rules:
         note += " Exclusion rules, in order: " + "; ".join(f"{k} ({rules[k]})" for k in rules.get("order", [])

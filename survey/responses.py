@@ -14,6 +14,7 @@ Columns of the CSV, in order:
 | simulated | ``1`` for synthetic responses (``safin survey simulate``), else ``0`` |
 | screen | the screen's position in the participant's plan, 0-based (optional: files written before it lack it) |
 | platform, platform_id | optional: the recruitment platform and the participant's id there (the server's export) |
+| intro_times | optional: JSON ``{screen: [shown_at, done_at]}`` of the consent, instructions and practice screens |
 
 A static participant's file holds opaque identifiers instead (``participant, screen, question,
 chosen_option, shown_at, answered_at``; :mod:`survey.blinding`): :func:`read_responses` decodes it into
@@ -106,6 +107,20 @@ def read_responses(paths: list[Path], questions: set[str] | None = None,
     return Responses(rows, problems)
 
 
+def _intro_times(value) -> dict:
+    """The export's ``intro_times`` (JSON ``{screen: [shown_at, done_at]}``); ``{}`` when absent or unreadable (the
+    times are a report, never a vote)."""
+    import json
+
+    try:
+        got = json.loads(value) if str(value or "").strip() else {}
+    except ValueError:
+        return {}
+    if not isinstance(got, dict):
+        return {}
+    return {str(k): [str(t) for t in v] for k, v in got.items() if isinstance(v, list) and len(v) == 2}
+
+
 def _check_row(r: dict, questions, participants) -> tuple[str | None, dict | None]:
     """(problem, None) or (None, the parsed row)."""
     if None in r.values() or None in r:
@@ -119,7 +134,8 @@ def _check_row(r: dict, questions, participants) -> tuple[str | None, dict | Non
                "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""),
                "simulated": str(r.get("simulated", "0")).strip() in ("1", "true", "True"),
                "screen": int(r["screen"]) if str(r.get("screen") or "").strip() else None,
-               "platform": str(r.get("platform") or "").strip(), "platform_id": str(r.get("platform_id") or "").strip()}
+               "platform": str(r.get("platform") or "").strip(), "platform_id": str(r.get("platform_id") or "").strip(),
+               "intro_times": _intro_times(r.get("intro_times"))}
     except (ValueError, KeyError, AttributeError) as e:
         return f"unreadable row ({e})", None
     if not row["participant"]:

@@ -55,14 +55,29 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_holder_per_slot ON arrivals (participant) 
 CREATE TABLE IF NOT EXISTS consents (participant TEXT PRIMARY KEY, decision TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS released_consents (participant TEXT NOT NULL, decision TEXT NOT NULL, at TEXT NOT NULL,
   arrival INTEGER NOT NULL, released_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS intro_times (participant TEXT NOT NULL, screen TEXT NOT NULL, shown_at TEXT NOT NULL,
+  done_at TEXT NOT NULL, PRIMARY KEY (participant, screen));
+CREATE TABLE IF NOT EXISTS released_intro_times (participant TEXT NOT NULL, screen TEXT NOT NULL, shown_at TEXT NOT NULL,
+  done_at TEXT NOT NULL, arrival INTEGER NOT NULL, released_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS released_answers (
   participant TEXT NOT NULL, item INTEGER NOT NULL, question TEXT NOT NULL, set_id INTEGER NOT NULL,
   kind TEXT NOT NULL, chosen TEXT NOT NULL, displayed_order TEXT NOT NULL, shown_at TEXT, answered_at TEXT,
   arrival INTEGER NOT NULL, released_at REAL NOT NULL);
 """
 
-#: the export's columns after the response schema's: who the participant is on their platform
-PLATFORM_COLUMNS = ["platform", "platform_id", "platform_extras", "consented_at"]
+#: the export's columns after the response schema's: who the participant is on their platform, and when they saw and
+#: left the screens before the study (``intro_times``: JSON, ``{screen: [shown_at, done_at]}`` for :data:`INTRO_SCREENS`)
+PLATFORM_COLUMNS = ["platform", "platform_id", "platform_extras", "consented_at", "intro_times"]
+#: the screens before the study whose times are kept (none of them counted in the tally's votes)
+INTRO_SCREENS = ("consent", "instructions", "practice")
+
+
+def _intro_times(data) -> tuple[str, str] | None:
+    """``(shown_at, done_at)`` from a page's JSON body (strings, at most 40 characters each), or None."""
+    if not isinstance(data, dict):
+        return None
+    shown, done = (str(data.get(k) or "")[:40] for k in ("shown_at", "done_at"))
+    return (shown, done) if shown and done else None
 
 
 class Store:
@@ -111,7 +126,25 @@ class Store:
     def finish(self, participant: str, at: str) -> None:
         self._conn().execute("INSERT OR REPLACE INTO finished VALUES (?,?)", (participant, at))
 
+    def intro(self, participant: str, screen: str, shown_at: str, done_at: str) -> None:
+        """When ``participant`` saw screen ``screen`` (one of :data:`INTRO_SCREENS`) and left it (the page's clock,
+        ISO-8601, as for answers); the last visit is kept."""
+        self._conn().execute("INSERT OR REPLACE INTO intro_times VALUES (?,?,?,?)", (participant, screen, shown_at,
+                                                                                    done_at))
+
+    def intro_times(self) -> dict[str, dict[str, list[str]]]:
+        """``{participant: {screen: [shown_at, done_at]}}``."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for participant, screen, shown, done in self._conn().execute("SELECT * FROM intro_times"):
+            out.setdefault(participant, {})[screen] = [shown, done]
+        return out
+
     def export_rows(self) -> list[tuple]:
+        intro = self.intro_times()
+        return [(*row, json.dumps(intro[row[0]], sort_keys=True) if row[0] in intro else "")
+                for row in self._export_rows()]
+
+    def _export_rows(self) -> list[tuple]:
         return list(self._conn().execute(
             "SELECT a.participant, a.set_id, a.kind, a.question, a.chosen, a.displayed_order, a.shown_at, "
             "a.answered_at, 0, a.item, COALESCE(r.platform, ''), COALESCE(r.pid, ''), COALESCE(r.extras, ''), "
@@ -160,7 +193,7 @@ class Store:
     @staticmethod
     def _release(c, arrival_id: int, participant: str, now: float) -> None:
         """Give a platform participant's slot back: their answers and consent kept aside, never counted."""
-        for table in ("answers", "consents"):
+        for table in ("answers", "consents", "intro_times"):
             c.execute(f"INSERT INTO released_{table} SELECT *, ?, ? FROM {table} WHERE participant=?",
                       (arrival_id, now, participant))
             c.execute(f"DELETE FROM {table} WHERE participant=?", (participant,))
@@ -317,6 +350,31 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         token = request.path_params["token"]
         store.consent(plan.participant, decision, dt.datetime.now(dt.timezone.utc).isoformat(),
                       token if token not in by_token else None, clock())
+        times = _intro_times(json.loads(body or b"{}"))
+        if decision == "agreed" and times:   # the consent screen's time (a withdrawal keeps none)
+            store.intro(plan.participant, "consent", *times)
+        return JSONResponse({"ok": True})
+
+    async def intro_time(request: Request):
+        """When the participant saw and left the instructions or the practice screen (never an answer)."""
+        body = await _limited_body(request)
+        if body is None:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        plan = plan_for(request)
+        if plan is None:
+            return JSONResponse({"error": "unknown token"}, status_code=404)
+        try:
+            data = json.loads(body or b"{}")
+            screen = data.get("screen")
+        except (ValueError, AttributeError):
+            data, screen = {}, None
+        times = _intro_times(data)
+        if screen not in INTRO_SCREENS[1:] or not times:
+            return JSONResponse({"error": f"screen must be one of {list(INTRO_SCREENS[1:])}, with shown_at and "
+                                          "done_at"}, status_code=400)
+        if not store.consented(plan.participant):
+            return JSONResponse({"error": "no consent recorded: times are kept only after consent"}, status_code=403)
+        store.intro(plan.participant, screen, *times)
         return JSONResponse({"ok": True})
 
     async def answer(request: Request):
@@ -401,6 +459,7 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         Route("/join", join), Route("/s/{token}", page), Route("/s/{token}/done", done),
         Route("/api/{token}/state", state), Route("/api/{token}/answer", answer, methods=["POST"]),
         Route("/api/{token}/finish", finish, methods=["POST"]), Route("/api/{token}/consent", consent, methods=["POST"]),
+        Route("/api/{token}/intro", intro_time, methods=["POST"]),
         Route("/img/{token}/{name}", image), Route("/admin/export", export), Route("/admin/status", status),
     ])
     # a static page (file:// or another host) with a collection URL posts to /api/...: any origin may, since the

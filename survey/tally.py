@@ -64,6 +64,24 @@ def screen_seconds(rows: list[dict]) -> list[float]:
     return out
 
 
+def intro_seconds(rows: list[dict]) -> dict:
+    """Seconds each participant spent on the consent, instructions and practice screens (the server's
+    ``intro_times``): ``{screen: {"participants", "median", "quartiles"}}`` over the participants given."""
+    per: dict = defaultdict(dict)
+    for r in rows:
+        for screen, (shown, done) in (r.get("intro_times") or {}).items():
+            a, b = _time(shown), _time(done)
+            if a is not None and b is not None and b >= a:
+                per[screen][r["participant"]] = b - a
+    out = {}
+    for screen in ("consent", "instructions", "practice"):
+        values = list(per.get(screen, {}).values())
+        if values:
+            q1, med, q3 = (float(x) for x in np.percentile(values, [25, 50, 75]))
+            out[screen] = {"participants": len(values), "median": med, "quartiles": [q1, q3]}
+    return out
+
+
 def exclusions(resp: Responses, cfg: TallyConfig) -> tuple[set[str], dict[str, list[str]]]:
     """(excluded participant ids, {rule: [participants]}) by :data:`RULES`: any broken image chosen on an
     attention check; a median time per regular screen under ``min_median_screen_seconds`` (participants without
@@ -139,7 +157,8 @@ def tally(resp: Responses, cfg: TallyConfig) -> dict:
     doc: dict = {"simulated": resp.simulated, "methods": cfg.methods, "questions": cfg.questions,
                  "participants": {"total": len({r['participant'] for r in resp.rows}),
                                   "kept": len({r['participant'] for r in kept}),
-                                  "excluded": {k: v for k, v in reasons.items()}},
+                                  "excluded": {k: v for k, v in reasons.items()},
+                                  "intro_seconds": intro_seconds(kept)},
                  "exclusion_rules": exclusion_rules(cfg),
                  "invalid_rows": resp.problems, "shares": {}, "tests": {}, "agreement": {},
                  "position_bias": {}, "per_set": {}, "consistency": {}, "luce_scale": {}, "mixed_model": {}}

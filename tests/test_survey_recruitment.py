@@ -273,3 +273,47 @@ def test_platform_links_are_refused_unless_the_researcher_opens_them(tmp_path):
     assert "belongs to another study" in own.get("/join?PROLIFIC_PID=x&STUDY_ID=OTHER").text
     assert "does not recruit there" in own.get("/join?pid=x").text
     assert own.get("/join?PROLIFIC_PID=x&STUDY_ID=ST1", follow_redirects=False).status_code == 303
+
+
+def test_time_on_the_consent_instructions_and_practice_screens_is_exported_tallied_and_reported(served, tmp_path):
+    """The page sends when each screen before the study went up and was left; the export holds them per participant,
+    the tally reports each screen's median over the participants kept, and a released slot's times go aside."""
+    from evaluation.report import study_note
+    from survey.responses import read_responses
+    from survey.tally import TallyConfig, tally
+
+    client, app, clock = served
+    token = session_of(prolific(client, "early"))
+    times = {"shown_at": "2026-12-07T10:00:00.000Z", "done_at": "2026-12-07T10:00:12.000Z"}
+    intro = {"screen": "instructions", "shown_at": "2026-12-07T10:00:12.000Z", "done_at": "2026-12-07T10:00:52.000Z"}
+    assert client.post(f"/api/{token}/intro", json=intro).status_code == 403      # before consent: not kept
+    assert client.post(f"/api/{token}/consent", json={"decision": "agreed", **times}).json()["ok"]
+    assert client.post(f"/api/{token}/intro", json={**intro, "screen": "consent"}).status_code == 400  # sent with it
+    assert client.post(f"/api/{token}/intro", json={"screen": "practice"}).status_code == 400          # no times
+    assert client.post(f"/api/{token}/intro", json=intro).json()["ok"]
+    practice = {"screen": "practice", "shown_at": "2026-12-07T10:00:52.000Z", "done_at": "2026-12-07T10:01:00.000Z"}
+    assert client.post(f"/api/{token}/intro", json=practice).json()["ok"]
+    complete(client, app, token)
+    other = session_of(prolific(client, "second"))
+    client.post(f"/api/{other}/consent", json={"decision": "agreed", "shown_at": "2026-12-07T11:00:00Z",
+                                               "done_at": "2026-12-07T11:00:30Z"})
+    complete(client, app, other)
+    gone = session_of(prolific(client, "leaves"))   # consents, then abandons the slot: its times go aside
+    client.post(f"/api/{gone}/consent", json={"decision": "agreed", **times})
+    clock.now += 31 * 60
+    session_of(prolific(client, "late"))
+    assert app.state.store._conn().execute("SELECT COUNT(*) FROM released_intro_times").fetchone()[0] == 1
+    export = client.get("/admin/export?token=adm").text
+    rows = list(csv.DictReader(io.StringIO(export)))
+    early = next(r for r in rows if r["platform_id"] == "early")
+    assert json.loads(early["intro_times"]) == {"consent": [times["shown_at"], times["done_at"]],
+                                                "instructions": [intro["shown_at"], intro["done_at"]],
+                                                "practice": [practice["shown_at"], practice["done_at"]]}
+    (tmp_path / "server.csv").write_text(export)
+    cfg = TallyConfig(methods=CFG.methods, questions=CFG.questions, n_bootstrap=20, models=False)
+    doc = tally(read_responses([tmp_path / "server.csv"]), cfg)
+    seconds = doc["participants"]["intro_seconds"]
+    assert seconds["consent"] == {"participants": 2, "median": 21.0, "quartiles": [16.5, 25.5]}
+    assert seconds["instructions"]["median"] == 40.0 and seconds["practice"]["median"] == 8.0
+    assert seconds["instructions"]["participants"] == 1
+    assert "consent 21 s [16, 26] (2 participants); instructions 40 s" in study_note(doc)

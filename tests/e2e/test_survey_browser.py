@@ -93,6 +93,10 @@ def test_participant_completes_the_served_study_and_the_export_holds_their_answe
         with urllib.request.urlopen(f"{server.url}/admin/export?token=adm") as r:
             rows = list(csv.DictReader(io.StringIO(r.read().decode())))
     assert len(rows) == len(plan.items) * 2 and {r["participant"] for r in rows} == {plan.participant}
+    intro = json.loads(rows[0]["intro_times"])   # when each screen before the study went up and was left
+    assert sorted(intro) == ["consent", "instructions", "practice"], intro
+    assert intro["consent"][1] <= intro["instructions"][0] <= intro["instructions"][1] <= intro["practice"][0]
+    assert intro["practice"][1] <= min(r["answered_at"] for r in rows)
     first = [r for r in rows if r["question"] == "best_stylization"][0]
     assert first["chosen"] in first["displayed_order"].split(";")
     path = tmp_path / "export.csv"
@@ -392,6 +396,7 @@ def test_a_static_page_posts_each_answer_to_the_collection_url(browser, small_st
         assert not page.locator("#download").is_visible()
         rows = list(csv.DictReader(io.StringIO(urllib.request.urlopen(f"{server.url}/admin/export?token=adm").read().decode())))
     assert len(rows) == n * 2 and {r["participant"] for r in rows} == {plan.participant} and rows[0]["consented_at"]
+    assert sorted(json.loads(rows[0]["intro_times"])) == ["consent", "instructions", "practice"]   # posted too
     for r in rows:
         it = next(it for it in plan.items if it.set_id == int(r["set"]) and it.kind == r["kind"])
         assert r["chosen"] == it.order[0 if r["question"] == "best_stylization" else 1]
