@@ -400,3 +400,116 @@ def test_a_static_page_posts_each_answer_to_the_collection_url(browser, small_st
     for r in rows:
         it = next(it for it in plan.items if it.set_id == int(r["set"]) and it.kind == r["kind"])
         assert r["chosen"] == it.order[0 if r["question"] == "best_stylization" else 1]
+
+
+class PathProxy:
+    """A reverse proxy on 127.0.0.1 as the docs' nginx example sets one up: ``/study/...`` forwarded to the study
+    server with the path as it came, ``X-Forwarded-For`` and ``X-Forwarded-Proto`` added; anything else 404."""
+
+    def __init__(self, upstream_port: int, prefix: str = "/study"):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+        self.seen: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                proxy.seen.append(f"{self.command} {self.path}")
+                if not (self.path == prefix or self.path.startswith(prefix + "/")):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+                headers.update({"Host": f"127.0.0.1:{proxy.port}", "X-Forwarded-For": self.client_address[0],
+                                "X-Forwarded-Proto": "http"})
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_OPTIONS = _forward
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_participant_through_a_reverse_proxy_under_a_path(browser, small_study, tmp_path):
+    """`safin survey serve --public-url` as a researcher runs it behind a proxy that serves it under /study: the links
+    it prints go through the proxy, and a participant in Chromium sees every page, image and answer work there."""
+    import socket
+    import subprocess
+    import sys
+
+    from ..conftest import REPO
+
+    study, cfg = small_study
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with PathProxy(port) as proxy:
+        public = f"http://127.0.0.1:{proxy.port}/study"
+        server = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "survey", "serve", "--study", str(study),
+                                   "--port", str(port), "--public-url", public], cwd=REPO, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            printed = []
+            while not printed or not printed[-1].startswith("Admin export"):
+                line = server.stdout.readline()
+                assert line, "".join(printed)
+                printed.append(line.strip())
+            links = [line.split(": ", 1)[1] for line in printed if line.startswith(("p01:", "p02:"))]
+            admin = printed[-1].split(": ", 1)[1]
+            assert len(links) == 2 and all(link.startswith(f"{public}/s/") for link in links), printed
+            assert admin.startswith(f"{public}/admin/export?token="), printed
+            deadline = time.time() + 30
+            while time.time() < deadline:   # uvicorn listening
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.1)
+            page = browser.new_page()
+            page.goto(links[0])
+            through_intro(page)
+            page.wait_for_function("[...document.querySelectorAll('.opt img')].every(i => i.complete && i.naturalWidth)")
+            n = int(page.locator("#progress").text_content().split("/")[1])
+            answer_screens(page, ("1", "2"), n)
+            page.wait_for_selector("#done", state="visible")
+            page.close()
+            rows = list(csv.DictReader(io.StringIO(urllib.request.urlopen(admin).read().decode())))
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    assert len(rows) == n * 2 and {r["participant"] for r in rows} == {"p01"}
+    assert sorted(json.loads(rows[0]["intro_times"])) == ["consent", "instructions", "practice"]
+    # everything the page asked for went through the proxy, under its path (the browser's own /favicon.ico aside)
+    asked = [line.split(" ", 1)[1] for line in proxy.seen if line != "GET /favicon.ico"]
+    assert all(path.startswith("/study/") for path in asked), proxy.seen
+    kinds = {path.split("/")[2] for path in asked}
+    assert {"s", "api", "img", "admin"} <= kinds, kinds
