@@ -334,15 +334,26 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
             answers[k] = item.options[item.order.index(method)]  # back to this participant's identifier
         return JSONResponse({"items": screens(plan), "answers": answers, "consented": store.consented(plan.participant)})
 
-    async def consent(request: Request):
+    async def posted(request: Request):
+        """``(plan, the body's JSON object or None, None)``, or ``(None, None, the error response)``: the body is read
+        first (size-limited), then the token's plan is looked up (the session is checked again at the write)."""
+        body = await _limited_body(request)
+        if body is None:
+            return None, None, JSONResponse({"error": "request too large"}, status_code=413)
         plan = plan_for(request)
         if plan is None:
-            return JSONResponse({"error": "unknown token"}, status_code=404)
-        body = await _limited_body(request)
+            return None, None, JSONResponse({"error": "unknown token"}, status_code=404)
         try:
-            decision = json.loads(body or b"{}").get("decision")
-        except (ValueError, AttributeError):
-            decision = None
+            data = json.loads(body or b"{}")
+        except ValueError:
+            data = None
+        return plan, data if isinstance(data, dict) else None, None
+
+    async def consent(request: Request):
+        plan, data, error = await posted(request)
+        if error:
+            return error
+        decision = (data or {}).get("decision")
         if decision not in ("agreed", "declined"):
             return JSONResponse({"error": "decision must be agreed or declined"}, status_code=400)
         import datetime as dt
@@ -350,25 +361,17 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         token = request.path_params["token"]
         store.consent(plan.participant, decision, dt.datetime.now(dt.timezone.utc).isoformat(),
                       token if token not in by_token else None, clock())
-        times = _intro_times(json.loads(body or b"{}"))
+        times = _intro_times(data)
         if decision == "agreed" and times:   # the consent screen's time (a withdrawal keeps none)
             store.intro(plan.participant, "consent", *times)
         return JSONResponse({"ok": True})
 
     async def intro_time(request: Request):
         """When the participant saw and left the instructions or the practice screen (never an answer)."""
-        body = await _limited_body(request)
-        if body is None:
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        plan = plan_for(request)
-        if plan is None:
-            return JSONResponse({"error": "unknown token"}, status_code=404)
-        try:
-            data = json.loads(body or b"{}")
-            screen = data.get("screen")
-        except (ValueError, AttributeError):
-            data, screen = {}, None
-        times = _intro_times(data)
+        plan, data, error = await posted(request)
+        if error:
+            return error
+        screen, times = (data or {}).get("screen"), _intro_times(data)
         if screen not in INTRO_SCREENS[1:] or not times:
             return JSONResponse({"error": f"screen must be one of {list(INTRO_SCREENS[1:])}, with shown_at and "
                                           "done_at"}, status_code=400)
@@ -378,14 +381,10 @@ def create_app(study_dir: Path, db_path: Path | None = None, admin_token: str | 
         return JSONResponse({"ok": True})
 
     async def answer(request: Request):
-        body = await _limited_body(request)  # read first: the session is checked after, and again at the write
-        if body is None:
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        plan = plan_for(request)
-        if plan is None:
-            return JSONResponse({"error": "unknown token"}, status_code=404)
+        plan, data, error = await posted(request)
+        if error:
+            return error
         try:
-            data = json.loads(body)
             index, question, chosen = int(data["index"]), str(data["question"]), str(data["chosen"])
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": "malformed answer"}, status_code=400)
