@@ -8,10 +8,28 @@ import os
 # two concurrent `safin evaluate` runs took 192 s, with PASSIVE 80 s (one alone: 41 s either way; Xeon, 2 cores).
 # It changes no result. Set before anything loads PyTorch's OpenMP runtime; every subprocess inherits it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One intra-op thread per process: under `make test` one pytest-xdist worker per core and the pipelines in the
+# background already keep every core busy, and a second thread in each of four to six PyTorch processes cost more
+# than it gave: on 2 cores (AMD EPYC Zen 5) the suite took 1250 s of CPU and 747 s with PyTorch's default (a thread
+# per core), 895 s of CPU and 557 s with one (docs/performance.md, "The test suite"). The ci pipeline, the critical
+# path, gets the machine's cores back (tests/e2e/conftest.py). A value the caller set is kept.
+ONE_THREAD = "OMP_NUM_THREADS" not in os.environ
+if ONE_THREAD:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+import sys
+
+# Byte-code for this repository's modules. With PYTHONDONTWRITEBYTECODE=1 (set on our CI machines) every process the
+# tests start (each `dvc repro` stage in the pipelines' copies of this repository, every CLI run in a subprocess)
+# compiled this repository's modules from source again: about 0.5 s of CPU a process (`import pipeline.train`: 1.83 s
+# from source, 1.32 s from byte-code; AMD EPYC Zen 5). They write it next to the sources (`__pycache__/`, ignored by
+# git), as Python does by default; the installed packages were byte-compiled by pip.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    sys.dont_write_bytecode = False
 import contextlib
 import io
 import logging
 import subprocess
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -127,6 +145,29 @@ def pytest_collection_modifyitems(config, items):
     :func:`pytest_xdist_make_scheduler`)."""
     xdist = hasattr(config, "workerinput")
     items.sort(key=lambda item: bool(RUN_FIXTURES & set(getattr(item, "fixturenames", ()))) != xdist)
+
+
+#: how much lower the priority of everything else in a session is than the ci pipeline's (its tests come last)
+YIELD_TO_CI = 5
+#: whether this process runs the pipelines (tests/e2e/conftest.py: start_runs)
+RUNS_HERE: dict = {"yes": False, "yielded": False}
+
+
+def ci_started_marker(config) -> Path | None:
+    """Under pytest-xdist, the file the worker running the ci pipeline writes once it has started it: the other
+    workers then run at :data:`YIELD_TO_CI` (see :func:`pytest_runtest_setup`). Measured on 2 cores (AMD EPYC Zen 5):
+    with the unit tests' worker beside it at the same priority the ci pipeline took 430 s, and was the suite's end."""
+    run = getattr(config, "workerinput", {}).get("testrunuid")
+    return Path(tempfile.gettempdir()) / f"safin-tests-{run}-ci-started" if run else None
+
+
+def pytest_runtest_setup(item):
+    if RUNS_HERE["yes"] or RUNS_HERE["yielded"]:
+        return
+    marker = ci_started_marker(item.config)
+    if marker is not None and marker.exists():
+        RUNS_HERE["yielded"] = True
+        os.nice(YIELD_TO_CI)
 
 
 @pytest.hookimpl(optionalhook=True)

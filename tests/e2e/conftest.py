@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import REPO, FileServer
+from ..conftest import ONE_THREAD, REPO, RUNS_HERE, YIELD_TO_CI, FileServer, ci_started_marker
 
 PLUGIN = "tests/plugins/colorstats"
 #: how a ``params.yaml`` lists the methods (train and benchmark share the first; stylize; the study), and the
@@ -141,6 +141,10 @@ def _ci_run(tmp: Path, environ: dict, cache: Path) -> dict:
     """The ci profile with the plugin method, ``dvc repro``, then the instruction-set check."""
     site = tmp / "plugin-site"
     env = base_env(environ, SAFIN_OFFLINE="1", PYTHONPATH=str(site), SAFIN_CACHE=str(cache))
+    one_thread = dict(env)
+    if ONE_THREAD:  # the critical path: PyTorch's default threads (one per core), as a user's run; the rest one
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.pop(name, None)
     repo = copy_repo(tmp / "repo", env)
     # the plugin as a user installs it: pip, from its own pyproject.toml (into a folder of its own, so the
     # venv the other tests run in never sees it)
@@ -165,7 +169,7 @@ def _ci_run(tmp: Path, environ: dict, cache: Path) -> dict:
         time.sleep(0.5)
     if settings and data_ready.exists():
         isa = start([sys.executable, "-m", "pipeline.cli", "isa-check", "--settings", ",".join(settings), "--methods",
-                     ISA_METHOD, "--pairs", "1", "--out", "isa_check.json"], repo, env, nice=10)
+                     ISA_METHOD, "--pairs", "1", "--out", "isa_check.json"], repo, one_thread, nice=10)
     res = finish(repro)
     assert res.returncode == 0, f"dvc repro failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     out = res.stdout + res.stderr
@@ -296,7 +300,9 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     params["survey"]["power"].update(participants=[25], sets=[12], simulations=50, bootstrap=100)
     params["survey"]["n_sets"] = 12  # the stand-in set has 4 x 3 = 12 pairs
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = sh(["dvc", "repro"], repo, env, nice=10)  # after the ci run in priority: its tests come first
+    # below the ci run in priority (its tests come first), level with the unit tests: at nice 10 it waited for
+    # the unit tests to end and was the session's last 37 s (AMD EPYC Zen 5, 2 cores)
+    out = sh(["dvc", "repro"], repo, env, nice=YIELD_TO_CI)
     n = len(server.requests)
     again = dvc_status(repo, env)  # nothing would re-run: what a second `dvc repro` runs
     return {"repo": repo, "env": env, "out": out, "again": again, "server": server, "cache": cache,
@@ -307,15 +313,15 @@ RELEASED = ("adain", "wct", "sanet", "safin")
 _servers: list[FileServer] = []
 #: set once the ci pipeline's `dvc repro` runs (see :func:`pytest_collection_finish`)
 CI_PIPELINE_STARTED = threading.Event()
-#: how much lower the priority of everything else in this session is than the ci pipeline's
-YIELD_TO_CI = 5
 
 
 class BackgroundRun:
     """One expensive run in a thread: started once, its result (or its exception) handed to every test."""
 
-    def __init__(self, name: str, fn):
-        self.name, self.fn = name, fn
+    def __init__(self, name: str, fn, nice: int = 0):
+        """``nice``: added to the priority of the run's thread, so of every process it starts (on Linux a thread
+        has a nice value of its own, and a child process inherits its thread's)."""
+        self.name, self.fn, self.nice = name, fn, nice
         self.thread: threading.Thread | None = None
         self.value = self.error = None
 
@@ -328,6 +334,8 @@ class BackgroundRun:
 
     def _run(self, tmp: Path, environ: dict, cache: Path) -> None:
         try:
+            if self.nice:
+                os.nice(self.nice)
             self.value = self.fn(tmp, environ, cache)
         except BaseException as e:  # noqa: BLE001 - handed to the tests that need the run
             self.error = e
@@ -352,7 +360,7 @@ def _slurm_run(tmp: Path, environ: dict, cache: Path) -> dict:
 
 
 RUNS = {"ci_run": BackgroundRun("ci_run", _ci_run), "pretrained_run": BackgroundRun("pretrained_run", _pretrained_run),
-        "slurm_run": BackgroundRun("slurm_run", _slurm_run)}
+        "slurm_run": BackgroundRun("slurm_run", _slurm_run, nice=YIELD_TO_CI)}  # mostly SLURM's waits
 
 
 def _tmp(config, name: str) -> Path:
@@ -378,6 +386,7 @@ def start_runs() -> None:
     if _WANTED["started"]:
         return
     _WANTED["started"] = True
+    RUNS_HERE["yes"] = True
     wanted, config = _WANTED["runs"], _WANTED["config"]
     if wanted:
         # the assets both runs read, fetched (or verified, about 2 s) here once, so that no two processes fetch
@@ -397,11 +406,18 @@ def start_runs() -> None:
         # The tests that need the ci run come last, so its pipeline is the session's critical path: from now on
         # this process and whatever it starts (the unit tests, the pretrained run, the instruction-set check) run
         # at a lower priority than it. Measured on the Xeon as AVX2: the suite waited 59 s for the ci run at its
-        # end without this. (Under xdist the other workers' unit tests fill the wait instead.)
+        # end without this. (Under xdist the other workers yield instead, once they see the marker: this worker
+        # runs the tests that wait for the pipeline, which are the critical path.)
         os.nice(YIELD_TO_CI)
+    marker = ci_started_marker(config)
+    if CI_PIPELINE_STARTED.is_set() and marker is not None:
+        marker.touch()
 
 
 def pytest_sessionfinish(session):
+    marker = ci_started_marker(session.config)
+    if RUNS_HERE["yes"] and marker is not None:
+        marker.unlink(missing_ok=True)
     with _lock:
         for proc in list(_procs):  # a run still going when the session ends (a failure with -x, Ctrl-C)
             try:
