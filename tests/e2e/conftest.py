@@ -190,12 +190,27 @@ import dataclasses, importlib.abc, importlib.util, sys
 
 FILES = {files!r}
 EVIDENCE = {evidence!r}
-PATCH = {{"safin.io.benchmark_sets", "pipeline.verify_release"}}
+VGG19_URL = {vgg19_url!r}
+PATCH = {{"safin.io.benchmark_sets", "pipeline.verify_release", "evaluation.cfsd", "evaluation.published"}}
 
 
 def _patch(module):
     if module.__name__ == "safin.io.benchmark_sets":
         module.SETS["styleid"] = dataclasses.replace(module.SETS["styleid"], files=FILES)
+    elif module.__name__ == "evaluation.cfsd":
+        if VGG19_URL:  # a stand-in of torchvision's file, named as torchvision names it: by its own sha256
+            module.VGG19_URL = VGG19_URL
+    elif module.__name__ == "evaluation.published":
+        tables = module.tables
+
+        def stand_in_tables():  # the published numbers, for the stand-in set's number of pairs
+            found = tables()
+            for table in found.values():
+                if table["set"] == "styleid":
+                    table["n_pairs"] = len([f for f in FILES if "/cnt/" in f[0]]) * len([f for f in FILES if "/sty/" in f[0]])
+            return found
+
+        module.tables = stand_in_tables
     else:
         for method, ev in EVIDENCE.items():
             cases = tuple(module.Case(*c) for c in ev["cases"])
@@ -228,11 +243,42 @@ sys.meta_path.insert(0, _StandIns())
 """
 
 
+def standin_vgg19(server: FileServer) -> str:
+    """A stand-in of torchvision's VGG-19 file (``features`` only, random weights, float16: 40 MB) on ``server``, at
+    the URL torchvision's would have if it were this file (``vgg19-<its sha256's first 8 digits>.pth``)."""
+    import hashlib
+
+    import torch
+    from torchvision.models import vgg19
+
+    from evaluation.cfsd import VGG19_URL
+
+    from ..test_releases import mirror_name
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in vgg19().state_dict().items()}
+    g = torch.Generator().manual_seed(19)
+    state = {k: (torch.randn(shape, generator=g) * (2 / shape[1:].numel()) ** 0.5 if len(shape) > 1
+                 else torch.zeros(shape)).half() for k, shape in shapes.items() if k.startswith("features.")}
+    # the classifier (unused by CFSD, 470 MB in the real file) as views of one stored zero: every tensor of the
+    # network is there with its shape, and the file stays at the features' 40 MB
+    zero = torch.zeros(1, dtype=torch.half)
+    state.update({k: zero.expand(shape) if len(shape) > 1 else zero.expand(shape[0])
+                  for k, shape in shapes.items() if k.startswith("classifier.")})
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    url = f"{VGG19_URL.rsplit('/', 1)[0]}/vgg19-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    server.files[mirror_name(url)] = data
+    return url
+
+
 def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style: int = 3,
-                      evidence: dict | None = None) -> Path:
+                      evidence: dict | None = None, vgg19_url: str | None = None) -> Path:
     """Stand-ins for StyleID's set on ``server`` at the set's canonical URLs (``data/cnt/NN.png``, ``data/sty/NN.png``:
     real sample photos, 96 × 80), and a folder holding the ``sitecustomize`` that swaps the set's pins for theirs
-    (and ``evidence``'s for verify-release's: method -> {"files", "cases", "resize"})."""
+    (and ``evidence``'s for verify-release's: method -> {"files", "cases", "resize"}; StyleID's published table for
+    one of as many pairs as the stand-in set; with ``vgg19_url``, torchvision's VGG-19 for :func:`standin_vgg19`'s)."""
     import hashlib
 
     from PIL import Image
@@ -254,7 +300,8 @@ def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style
             files.append((rel, hashlib.sha256(data).hexdigest(), len(data)))
     site = tmp / "standin-site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(STANDIN_SET_HOOK.format(files=tuple(files), evidence=evidence or {}))
+    (site / "sitecustomize.py").write_text(STANDIN_SET_HOOK.format(files=tuple(files), evidence=evidence or {},
+                                                                    vgg19_url=vgg19_url))
     return site
 
 
@@ -280,7 +327,7 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     for m in ("sanet", "wct"):  # the outputs the authors committed, made by the restated reference on these files
         ev = stand_in(m, released[m], tmp / f"src_{m}", server, tmp)
         evidence[m] = {"files": ev.files, "cases": [(c.content, c.style, c.output) for c in ev.cases], "resize": ev.resize}
-    site = serve_styleid_set(server, tmp, evidence=evidence)
+    site = serve_styleid_set(server, tmp, evidence=evidence, vgg19_url=standin_vgg19(server))
     cache = tmp / "cache"
     (cache / "weights").mkdir(parents=True)
     for name in ("vgg19", "alexnet"):  # the offline assets, as a user's cache holds them

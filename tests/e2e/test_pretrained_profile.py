@@ -6,6 +6,7 @@ in the set's place (one run a session, started in the background: ``conftest.py`
 pretrained profile on StyleID's set with StyleID's protocol (``tests/test_params.py`` holds the two profiles to
 that), so this run proves the import of the releases, the named set, the protocol and the published table."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -46,17 +47,26 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     assert metrics["encoder"]["source"].startswith("url https://github.com/naoto0804/pytorch-AdaIN")
     assert metrics["protocol"]["name"] == "styleid" and metrics["evaluation_set"]["name"] == "styleid"
     assert metrics["n_pairs"] == 12 and metrics["artfid"]["n"] == 12 and "Resize(512)" in metrics["artfid"]["preprocessing"]
-    # torchvision's VGG-19 is not on the stand-in server: CFSD on the offline network, said to be not comparable
-    assert not metrics["cfsd_network"]["comparable"] and "HTTP 404" in metrics["cfsd_network"]["note"]
+    # torchvision's VGG-19 (a stand-in named by its sha256, conftest.standin_vgg19) downloaded, checked and used
+    net = metrics["cfsd_network"]
+    assert net["comparable"] and net["network"].startswith("torchvision VGG-19"), net
+    assert re.fullmatch(r"https://download\.pytorch\.org/models/vgg19-[0-9a-f]{8}\.pth", net["from"]), net
     adain = metrics["metrics"]["adain"]
     assert {"lpips", "lpips_gray", "cfsd", "hist_hellinger", "artfid", "fid"} <= set(adain)
     report = (repo / "reports/report.md").read_text()
     assert "styleid profile: the authors' released models on StyleID's 800 pairs" in report
     assert "Protocol styleid: StyleID's evaluation code" in report
-    # StyleID's published rows in the report; 12 stand-in pairs are not its 800, so no difference is drawn (the
-    # comparison itself: tests/test_published.py)
-    assert "## Published numbers beside ours" in report and "| AdaIN (adain) | 30.933 | 18.242 | 0.608 | 0.315 |" in report
-    assert "Not compared with this run: this run measured 12 pairs of the set, the table 800" in report
+    # StyleID's published rows beside ours, with the difference: the stand-in table is the published one for as many
+    # pairs as the stand-in set has (conftest.STANDIN_SET_HOOK), and CFSD ran on "torchvision's" VGG-19
+    from evaluation.published import tables
+
+    table = tables()["styleid_cvpr2024_table1"]
+    assert "## Published numbers beside ours" in report and "Not compared with this run" not in report
+    assert "This run used the same protocol and set: published / measured / difference" in report
+    pub = table["rows"]["adain"]
+    cells = [f"{pub[m]:.3f} / {adain[m]['mean']:.3f} / {adain[m]['mean'] - pub[m]:+.3f}" for m in table["metrics"]]
+    assert f"| AdaIN (adain) | {' | '.join(cells)} |" in report, [line for line in report.splitlines() if "AdaIN" in line]
+    assert pub["artfid"] == 30.933 and pub["cfsd"] == 0.315  # the published numbers themselves, as printed
     for m in RELEASED:
         assert f"| {m} | the authors' release: " in report
     for m in ("safin_fin", "sanet_safin"):
