@@ -340,7 +340,8 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     # the profile as it is, but small images and a short benchmark, so the test takes minutes on 2 cores
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["stylize"]["size"] = 64
-    params["benchmark"].update(sizes=[64], runs=1, warmup=0, wct_size=0, methods=["adain"])
+    params["benchmark"].update(sizes=[64], runs=1, warmup=0, wct_size=0, methods=["adain"],
+                               naive=False)  # the naive paths (a process each): tests/test_speed.py
     params["evaluate"]["bootstrap"] = 200
     params["stylize"]["precision"] = "fp32"  # the authors' precision: the test recomputes an output from their files
     # the power analysis at the study's own design only (its grid is tests/test_survey_models.py's subject)
