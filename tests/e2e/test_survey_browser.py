@@ -237,6 +237,16 @@ def test_crawler_served_study_reveals_no_method_no_check_and_no_shared_id(browse
             page.close()
             assert len(crawl.referenced) > 2 * len(cfg.methods)
             assert_blind(crawl, cfg.methods, ids_of(me), set().union(*(ids_of(p) for p in plans if p is not me)))
+        # one more arrival finds the study full: that page, too, shows no method, no check, nobody's identifiers
+        page = browser.new_page()
+        crawl = Crawl(page)
+        page.goto(f"{server.url}/join?PROLIFIC_PID=5f{len(plans):022d}&STUDY_ID=ST&SESSION_ID=SEX")
+        crawl.snapshot(page)
+        page.close()
+        blob = "\n".join(crawl.texts).lower()
+        assert "the study is full" in blob
+        assert not [w for w in [*map(str.lower, cfg.methods), "broken", '"attention"', '"repeat"'] if w in blob], blob
+        assert not set(HEX_ID.findall(blob)) & set().union(*(ids_of(p) for p in plans)), blob
         with urllib.request.urlopen(f"{server.url}/admin/export?token=adm") as r:
             rows = list(csv.DictReader(io.StringIO(r.read().decode())))
     # the researcher loses nothing: every answer with its method and the displayed order, mapped back
