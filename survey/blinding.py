@@ -17,7 +17,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-#: the columns of the file a static participant downloads: nothing but opaque identifiers
+#: the columns of the file a static participant downloads: nothing but opaque identifiers (and, optional, the
+#: page's ``intro_times``: when the consent, instructions and practice screens went up and were left)
 BLIND_COLUMNS = ["participant", "screen", "question", "chosen_option", "shown_at", "answered_at"]
 
 
@@ -82,5 +83,5 @@ def decode_blind(rows: Iterable[tuple[str, dict]], plans: dict, questions: set[s
         out.append((where, {"participant": participant, "set": str(item.set_id), "kind": item.kind, "question": question,
                     "chosen": item.order[item.options.index(chosen)], "displayed_order": ";".join(item.order),
                     "shown_at": r.get("shown_at", ""), "answered_at": r.get("answered_at", ""), "simulated": "0",
-                            "screen": str(screen)}))
+                            "screen": str(screen), "intro_times": r.get("intro_times") or ""}))
     return out, problems

@@ -17,7 +17,7 @@ Columns of the CSV, in order:
 | intro_times | optional: JSON ``{screen: [shown_at, done_at]}`` of the consent, instructions and practice screens |
 
 A static participant's file holds opaque identifiers instead (``participant, screen, question,
-chosen_option, shown_at, answered_at``; :mod:`survey.blinding`): :func:`read_responses` decodes it into
+chosen_option, shown_at, answered_at`` and the page's ``intro_times``; :mod:`survey.blinding`): :func:`read_responses` decodes it into
 this schema with the study plan, and reports every row that does not match the participant's plan.
 """
 from __future__ import annotations

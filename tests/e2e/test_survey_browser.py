@@ -14,6 +14,7 @@ import pytest
 from survey.design import StudyConfig, load_plan
 from survey.responses import read_responses
 from survey.study import build_study
+from survey.tally import intro_seconds
 
 from ..test_survey_server import LiveServer, fake_stylized
 
@@ -130,6 +131,13 @@ def test_static_form_works_from_file_and_downloads_the_responses(browser, small_
     for r in resp.rows:
         it = next(it for it in by_id["p02"].items if it.set_id == r["set"] and it.kind == r["kind"])
         assert r["chosen"] == it.order[0 if r["question"] == "best_stylization" else 3]
+    # the time on the screens before the study travels in the file too, and the tally reports it
+    intro = resp.rows[0]["intro_times"]
+    assert sorted(intro) == ["consent", "instructions", "practice"], intro
+    assert intro["consent"][0] <= intro["consent"][1] <= intro["instructions"][0] <= intro["instructions"][1] \
+        <= intro["practice"][0] <= intro["practice"][1] <= min(r["answered_at"] for r in resp.rows)
+    seconds = intro_seconds(resp.rows)
+    assert {s: v["participants"] for s, v in seconds.items()} == {"consent": 1, "instructions": 1, "practice": 1}
 
 
 HEX_ID = re.compile(r"[0-9a-f]{16}")
