@@ -2,8 +2,8 @@
 two methods × two seeds as the array, one task preempted midway, the dependent job's ``dvc repro``.
 
 Checked: every job and task completed; the preempted task checkpointed, was requeued by its own script, resumed
-from that checkpoint, and its loss trajectory and weights equal an uninterrupted run's bit for bit (float64, the
-ci profile); the prepare job ended before any task started and the repro job started after every task ended;
+from that checkpoint, and its loss trajectory and weights equal an uninterrupted run's bit for bit (float32 on this
+machine, the ci profile's other settings); the prepare job ended before any task started and the repro job started after every task ended;
 ``dvc repro`` then trained nothing (every run's ``summary.json`` says it resumed at its last iteration). The repro
 job runs ``dvc repro train`` (``cluster.repro_targets``): the rest of the pipeline after training is what
 ``tests/e2e/test_dvc_pipeline.py`` runs.
