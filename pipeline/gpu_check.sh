@@ -44,7 +44,7 @@ left() { echo $(( DEADLINE_S - ($(date +%s) - START) )); }
 # step NAME LIMIT_S COMMAND...: run when at least LIMIT_S/2 seconds are left, under min(LIMIT_S, left)
 step() {
   local name=$1 limit=$2; shift 2
-  if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then return; fi
+  wanted "$name" || return 0
   local l; l=$(left)
   if (( l < limit / 2 )); then echo "== $name: skipped ($l s left)" | tee -a "$OUT/steps.txt"; return; fi
   (( limit > l )) && limit=$l
@@ -78,10 +78,19 @@ p["data"]["out"] = str(work / "data")
 p["train"]["out"] = str(work / "train")
 (work / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 EOF
-for kind in content style; do
-  $SAFIN prepare-images data/sample/$kind "$WORK/data/$kind" --size 512 --workers 8 >/dev/null 2>&1 \
-    || echo "prepare-images $kind failed"
-done
+# the sample set cached at 512 px, for the steps that read it (the trainers and the loader; the others use synthetic
+# batches or the sample images themselves)
+wanted() {
+  [[ -z "${ONLY:-}" ]] && return 0
+  local name; for name in "$@"; do [[ " $ONLY " == *" $name "* ]] && return 0; done
+  return 1
+}
+if wanted trainer_safin loader trainer_safin_deterministic trainer_torchrun; then
+  for kind in content style; do
+    $SAFIN prepare-images data/sample/$kind "$WORK/data/$kind" --size 512 --workers 8 >/dev/null 2>&1 \
+      || echo "prepare-images $kind failed"
+  done
+fi
 
 P="$WORK/params.yaml"
 method_args=(); for m in $METHODS; do method_args+=(--method "$m"); done

@@ -75,10 +75,12 @@ def list_methods() -> list[dict]:
     import is listed with its problem)."""
     from baselines.plugins import PluginError, _entry_points, builtin_names, describe, resolve
 
-    rows = []
+    from importlib.metadata import packages_distributions
+
+    rows, packages = [], packages_distributions()
     for name in [*builtin_names(), *sorted(set(_entry_points()) - set(builtin_names()))]:
         try:
-            rows.append(describe(resolve(name)))
+            rows.append(describe(resolve(name), packages))
         except PluginError as e:
             rows.append({"name": name, "problem": str(e)})
     return rows

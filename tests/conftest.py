@@ -25,6 +25,9 @@ import sys
 # git), as Python does by default; the installed packages were byte-compiled by pip.
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
     sys.dont_write_bytecode = False
+# No DVC usage analytics from the tests' `dvc` commands: each started a daemon process that tries to reach DVC's
+# server (none here), 11 of them a session, about 5 s of CPU in all
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 import contextlib
 import io
 import logging
