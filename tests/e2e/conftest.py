@@ -273,7 +273,12 @@ def standin_vgg19(server: FileServer) -> str:
     return url
 
 
-def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = 4, n_style: int = 3,
+#: the stand-in of StyleID's set: contents x styles (3 x 2 = 6 pairs; 4 x 3 = 12 pairs cost the pretrained run's
+#: `evaluate` 46 s of CPU, most of it the art Inception at 512 px, StyleID's protocol)
+STANDIN_CONTENTS, STANDIN_STYLES = 3, 2
+
+
+def serve_styleid_set(server: FileServer, tmp: Path, n_content: int = STANDIN_CONTENTS, n_style: int = STANDIN_STYLES,
                       evidence: dict | None = None, vgg19_url: str | None = None) -> Path:
     """Stand-ins for StyleID's set on ``server`` at the set's canonical URLs (``data/cnt/NN.png``, ``data/sty/NN.png``:
     real sample photos, 96 × 80), and a folder holding the ``sitecustomize`` that swaps the set's pins for theirs
@@ -345,8 +350,9 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     params["evaluate"]["bootstrap"] = 200
     params["stylize"]["precision"] = "fp32"  # the authors' precision: the test recomputes an output from their files
     # the power analysis at the study's own design only (its grid is tests/test_survey_models.py's subject)
-    params["survey"]["power"].update(participants=[25], sets=[12], simulations=50, bootstrap=100)
-    params["survey"]["n_sets"] = 12  # the stand-in set has 4 x 3 = 12 pairs
+    n_pairs = STANDIN_CONTENTS * STANDIN_STYLES
+    params["survey"]["power"].update(participants=[25], sets=[n_pairs], simulations=50, bootstrap=100)
+    params["survey"]["n_sets"] = n_pairs  # every pair of the stand-in set
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # below the ci run in priority (its tests come first), level with the unit tests: at nice 10 it waited for
     # the unit tests to end and was the session's last 37 s (AMD EPYC Zen 5, 2 cores)

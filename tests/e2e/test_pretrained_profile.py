@@ -1,7 +1,7 @@
 """``safin profile styleid && dvc repro`` end to end, in a throw-away copy of this repository, with a server
 on 127.0.0.1 standing in for the authors' hosts (GitHub releases, Dropbox, Google Drive behind its confirm page),
 for StyleID's set on raw.githubusercontent.com and for the art Inception on Hugging Face, through
-``SAFIN_URL_MIRROR``: synthetic files with exactly the released keys, shapes and containers, and 4 + 3 sample photos
+``SAFIN_URL_MIRROR``: synthetic files with exactly the released keys, shapes and containers, and 3 + 2 sample photos
 in the set's place (one run a session, started in the background: ``conftest.py``). The styleid profile is the
 pretrained profile on StyleID's set with StyleID's protocol (``tests/test_params.py`` holds the two profiles to
 that), so this run proves the import of the releases, the named set, the protocol and the published table."""
@@ -15,8 +15,10 @@ from PIL import Image
 
 from safin.io.benchmark_sets import STYLEID_COMMIT
 
-from .conftest import RELEASED, stages_run
+from .conftest import RELEASED, STANDIN_CONTENTS, STANDIN_STYLES, stages_run
 from .test_dvc_pipeline import test_every_verdict_follows_from_the_per_pair_numbers as _verdicts_follow
+
+N_PAIRS = STANDIN_CONTENTS * STANDIN_STYLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # the first test waits for the run (3-5 min)
 
@@ -39,14 +41,14 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     for m in RELEASED:
         summary = json.loads((repo / f"outputs/train/{m}/summary.json").read_text())
         assert summary["origin"] == "authors' release" and summary["encoder"]["source"].startswith("the authors'")
-        assert len(list((repo / f"outputs/stylized/{m}").glob("*.png"))) == 12  # 4 contents x 3 styles
+        assert len(list((repo / f"outputs/stylized/{m}").glob("*.png"))) == N_PAIRS
     assert {f"raw.githubusercontent.com/jiwoogit/StyleID/{STYLEID_COMMIT}/data/{d}/{i:02d}.png"
-            for d, n in (("cnt", 4), ("sty", 3)) for i in range(n)} <= asked
+            for d, n in (("cnt", STANDIN_CONTENTS), ("sty", STANDIN_STYLES)) for i in range(n)} <= asked
     metrics = json.loads((repo / "metrics/summary.json").read_text())
     assert metrics["profile"] == "styleid" and set(metrics["metrics"]) == set(RELEASED)
     assert metrics["encoder"]["source"].startswith("url https://github.com/naoto0804/pytorch-AdaIN")
     assert metrics["protocol"]["name"] == "styleid" and metrics["evaluation_set"]["name"] == "styleid"
-    assert metrics["n_pairs"] == 12 and metrics["artfid"]["n"] == 12 and "Resize(512)" in metrics["artfid"]["preprocessing"]
+    assert metrics["n_pairs"] == N_PAIRS and metrics["artfid"]["n"] == N_PAIRS and "Resize(512)" in metrics["artfid"]["preprocessing"]
     # torchvision's VGG-19 (a stand-in named by its sha256, conftest.standin_vgg19) downloaded, checked and used
     net = metrics["cfsd_network"]
     assert net["comparable"] and net["network"].startswith("torchvision VGG-19"), net
@@ -75,7 +77,7 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     page = (repo / "reports/report.html").read_text()
     assert "data:image/jpeg;base64," in page and 'src="http' not in page and "src='http" not in page
     receipt = json.loads((repo / "outputs/survey_study.json").read_text())
-    assert receipt["methods"] == ["safin", "sanet", "wct", "adain"] and receipt["images"] > 12 * 4
+    assert receipt["methods"] == ["safin", "sanet", "wct", "adain"] and receipt["images"] > N_PAIRS * 4
     assert (repo / "data/survey/study/plan.json").exists()
     # a second run downloads nothing and re-runs nothing but the method check
     assert pretrained_run["again"] == {}
