@@ -142,10 +142,11 @@ def test_real_assets_match_their_pinned_checksums(fetched):
 
 
 def test_normalised_vgg_has_unit_mean_activations(fetched):
-    """On the documented image set (a 12-image slice here, for speed) mean activations are near 1."""
+    """On the documented image set (a 12-image slice at 96 px here, for speed) mean activations are near 1
+    (measured 1.07; 1.069 at 128 px)."""
     state = torch.load(fetched["vgg19_normalised"].path, weights_only=True)
     images = assets.normalisation_images()[::7]
-    means = assets.filter_means(state, images, size=128)
+    means = assets.filter_means(state, images, size=96)
     overall = torch.cat([m for m in means.values()])
     assert 0.8 < float(overall.mean()) < 1.2
     plain = assets.filter_means(torch.load(fetched["vgg19"].path, weights_only=True), images[:3], size=64)
