@@ -74,7 +74,9 @@ def resolve(spec: str) -> type[StyleTransfer]:
     eps = _entry_points()
     if spec not in eps:
         plugins = ", ".join(sorted(eps)) or "none installed"
-        raise PluginError(f"unknown method {spec!r}; built in: {', '.join(builtin_names())}; plugins "
+        from . import BEYOND_PAPER
+
+        raise PluginError(f"unknown method {spec!r}; built in: {', '.join((*builtin_names(), *BEYOND_PAPER))}; plugins "
                           f"({GROUP!r} entry points): {plugins}; or name a class as package.module:Class")
     ep = eps[spec]
     try:

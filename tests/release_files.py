@@ -150,6 +150,40 @@ def sanet_transformer(gen):
     return state
 
 
+# Huage001/AdaAttN (models/networks.py): Decoder's two Sequentials, conv child index -> (out, in) channels
+ADAATTN_DECODER_1 = {1: (256, 512)}
+ADAATTN_DECODER_2 = {1: (256, 512), 4: (256, 256), 7: (256, 256), 10: (128, 256), 14: (128, 128), 17: (64, 128),
+                     21: (64, 64), 24: (3, 64)}
+
+
+def adaattn_block(prefix: str, channels: int, key_channels: int, gen) -> dict:
+    """One ``AdaAttN(in_planes, key_planes)``: 1x1 convs f, g (key channels), h (value channels)."""
+    state = {}
+    for name, c in (("f", key_channels), ("g", key_channels), ("h", channels)):
+        state.update(_conv(f"{prefix}{name}.", c, c, 1, gen))
+    return state
+
+
+def adaattn_decoder(gen):
+    state = {}
+    for seq, convs in (("decoder_layer_1", ADAATTN_DECODER_1), ("decoder_layer_2", ADAATTN_DECODER_2)):
+        for idx, (cout, cin) in convs.items():
+            state.update(_conv(f"{seq}.{idx}.", cout, cin, 3, gen))
+    return state
+
+
+def adaattn_transformer(gen):
+    """``Transformer(512, key_planes=960, shallow_layer=True)``: keys 960 at relu4_1, 960 + 512 at relu5_1."""
+    state = {**adaattn_block("attn_adain_4_1.", 512, 960, gen), **adaattn_block("attn_adain_5_1.", 512, 1472, gen)}
+    state.update(_conv("merge_conv.", 512, 512, 3, gen))
+    return state
+
+
+def adaattn_3(gen):
+    """``AdaAttN(256, 64 * 64, key_planes=64 + 128 + 256)``: the relu3_1 block of ``--skip_connection_3``."""
+    return adaattn_block("", 256, 448, gen)
+
+
 def safin_checkpoint(gen, keys=("meta_adain4_state_dict", "meta_adain3_state_dict")):
     return {"decoder_state_dict": _safin_decoder(gen), keys[0]: _safin_module(512, gen), keys[1]: _safin_module(256, gen)}
 
@@ -183,7 +217,10 @@ def write_release(method: str, folder: Path, seed: int = 0) -> dict[str, Path]:
              "sanet": {"decoder_iter_500000.pth": _adain_decoder, "transformer_iter_500000.pth": sanet_transformer,
                        "vgg_normalised.pth": _vgg_sequential},
              # the Dropbox link saves decoder.pth.tar (a torch file despite the name); the VGG in WaveEncoder's layout
-             "safin": {"decoder.pth.tar": safin_checkpoint, "vgg_normalised.pth": _wave_encoder}}[method]
+             "safin": {"decoder.pth.tar": safin_checkpoint, "vgg_normalised.pth": _wave_encoder},
+             # AdaAttN_model.zip's three state dicts (unpacked), and the README's separate vgg_normalised.pth
+             "adaattn": {"latest_net_decoder.pth": adaattn_decoder, "latest_net_transformer.pth": adaattn_transformer,
+                         "latest_net_adaattn_3.pth": adaattn_3, "vgg_normalised.pth": _vgg_sequential}}[method]
     out = {}
     for name, make in files.items():
         torch.save(make(gen), folder / name)

@@ -294,7 +294,68 @@ def reference_wct(folder: Path, content, style):
     return image
 
 
-REFERENCES = {"adain": reference_adain, "sanet": reference_sanet, "safin": reference_safin, "wct": reference_wct}
+# --------------------------------------------------------------------------------------------------
+# AdaAttN: Huage001/AdaAttN at 524b2b1 (Apache-2.0), models/adaattn_model.py (the VGG Sequential, enc_1..enc_5,
+# encode_with_intermediate, get_key, forward with --shallow_layer --skip_connection_3 as test_adaattn.sh runs it,
+# seed 6666) and models/networks.py (calc_mean_std, mean_variance_norm, AdaAttN, Transformer, Decoder)
+
+ENC_SLICES = ((0, 4), (4, 11), (11, 18), (18, 31), (31, 44))   # relu1_1 .. relu5_1
+ADAATTN_DECODER_1 = _kinds("PCRU")
+ADAATTN_DECODER_2 = _kinds("PCR PCR PCR PCR U PCR PCR U PCR PC")
+
+
+def reference_adaattn(files: dict[str, Path], content, style, max_sample_3=64 * 64, max_sample=256 * 256, seed=6666):
+    dec = load_pth(files["latest_net_decoder.pth"])
+    tr = load_pth(files["latest_net_transformer.pth"])
+    a3 = load_pth(files["latest_net_adaattn_3.pth"])
+    vgg = load_pth(files["vgg_normalised.pth"])
+
+    def encode(x):
+        feats = []
+        for start, stop in ENC_SLICES:
+            x = run_sequential(VGG, vgg, x, start, stop)
+            feats.append(x)
+        return feats
+
+    def get_key(feats, last):  # shallow layers: each shallower map resized by F.interpolate's default, normalised
+        h, w = feats[last].shape[2:]
+        return torch.cat([normalise(F.interpolate(feats[i], (h, w))) for i in range(last)] + [normalise(feats[last])],
+                         dim=1)
+
+    def block(state, prefix, c, s, ck, sk, limit):
+        p = lambda name, x: F.conv2d(x, state[f"{prefix}{name}.weight"], state[f"{prefix}{name}.bias"])
+        fq, g, h = p("f", ck), p("g", sk), p("h", s)
+        b, _, hg, wg = g.shape
+        g = g.view(b, -1, wg * hg)
+        if wg * hg > limit:
+            torch.manual_seed(seed)
+            index = torch.randperm(wg * hg)[:limit]
+            g = g[:, :, index]
+            sv = h.view(b, -1, wg * hg)[:, :, index].transpose(1, 2)
+        else:
+            sv = h.view(b, -1, wg * hg).transpose(1, 2)
+        b, _, hc, wc = fq.shape
+        fq = fq.view(b, -1, wc * hc).permute(0, 2, 1)
+        a = torch.softmax(torch.bmm(fq, g), dim=-1)
+        mean = torch.bmm(a, sv)
+        std = torch.sqrt(torch.relu(torch.bmm(a, sv ** 2) - mean ** 2))
+        mean = mean.view(b, hc, wc, -1).permute(0, 3, 1, 2)
+        std = std.view(b, hc, wc, -1).permute(0, 3, 1, 2)
+        return std * normalise(c) + mean
+
+    with torch.random.fork_rng():  # the reference reseeds the global generator inside forward
+        cf, sf = encode(content), encode(style)
+        skip = block(a3, "", cf[2], sf[2], get_key(cf, 2), get_key(sf, 2), max_sample_3)
+        t4 = block(tr, "attn_adain_4_1.", cf[3], sf[3], get_key(cf, 3), get_key(sf, 3), max_sample)
+        t5 = block(tr, "attn_adain_5_1.", cf[4], sf[4], get_key(cf, 4), get_key(sf, 4), max_sample)
+        t = conv(t4 + F.interpolate(t5, scale_factor=2, mode="nearest"), tr["merge_conv.weight"], tr["merge_conv.bias"])
+    get = lambda name: (lambda i: (dec[f"{name}.{i}.weight"], dec[f"{name}.{i}.bias"]))
+    x = run_sequential(ADAATTN_DECODER_1, dec, t, get=get("decoder_layer_1"))
+    return run_sequential(ADAATTN_DECODER_2, dec, torch.cat([x, skip], dim=1), get=get("decoder_layer_2"))
+
+
+REFERENCES = {"adain": reference_adain, "sanet": reference_sanet, "safin": reference_safin, "wct": reference_wct,
+              "adaattn": reference_adaattn}
 
 # The deliberate breaks: (method, file, the two same-shaped layers to swap in it)
 BREAKS = (
@@ -303,6 +364,8 @@ BREAKS = (
     ("safin", "decoder.pth.tar", "conv3_3", "conv3_2"),                   # two 256->256 decoder convs
     ("wct", "feature_invertor_conv5_1.t7", 5, 8),                         # two 512->512 decoder convs
     ("wct", "vgg_normalised_conv4_1.t7", 19, 22),                         # two 256->256 convs of e4 only
+    ("adaattn", "latest_net_transformer.pth", "attn_adain_4_1.f", "attn_adain_4_1.g"),  # content and style key convs
+    ("adaattn", "latest_net_decoder.pth", "decoder_layer_2.4", "decoder_layer_2.7"),   # two 256->256 decoder convs
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -355,7 +418,7 @@ def release(tmp_path_factory):
     return get
 
 
-METHODS = ("adain", "sanet", "safin", "wct")
+METHODS = ("adain", "sanet", "safin", "wct", "adaattn")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -412,3 +475,27 @@ def test_swapped_layers_are_caught(method, name, a, b, release, tmp_path):
     diff = rel_diff(out, ref)
     print(f"\n{method}: swapped {a} <-> {b} in {name}: relative difference {diff:.3g}")
     assert diff > BROKEN_MIN, f"{method}: swapping {a} and {b} in {name} went unnoticed ({diff:.3g})"
+
+
+def test_adaattn_samples_the_style_positions_as_the_reference(release):
+    """Above ``max_sample`` style positions AdaAttN attends to a random subset: ``torch.manual_seed(6666)`` then
+    ``torch.randperm`` (the relu3_1 block at 4096, so every 512 px style is sampled there). Limits small enough
+    for this 64 x 48 style (relu3_1: 192 positions, relu4_1: 48) must give the reference's subset, hence its image;
+    and the sampling must matter (a model that ignored it would differ)."""
+    files, folder, full = release("adaattn")
+    content, style = images()
+    with torch.inference_mode():
+        ref = reference_adaattn(files, content, style, max_sample_3=64, max_sample=20)
+    model = baselines.build("adaattn", encoder_weights="random", max_sample_3=64)
+    model.load_reference(*(release_path(files, f) for f in RELEASES["adaattn"].files))
+    for block in (model.transform.attn_adain_4_1, model.transform.attn_adain_5_1):
+        block.max_sample = 20
+    model = model.double().eval()
+    state = torch.random.get_rng_state()
+    with torch.inference_mode():
+        out = model(content, style, alpha=1.0, clamp=False)
+        model.seed = 1
+        other_seed = model(content, style, alpha=1.0, clamp=False)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is left alone
+    assert rel_diff(out, ref) <= TOL, rel_diff(out, ref)
+    assert rel_diff(full, ref) > BROKEN_MIN and rel_diff(other_seed, ref) > BROKEN_MIN

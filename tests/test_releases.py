@@ -35,12 +35,40 @@ def wct_zip(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def drive_confirm_page(uuid: str = "abc-123") -> bytes:
+def drive_confirm_page(uuid: str = "abc-123", file_id: str = DRIVE_ID) -> bytes:
     return (f'<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
             f'<form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
-            f'<input type="submit" value="Download anyway"/><input type="hidden" name="id" value="{DRIVE_ID}">'
+            f'<input type="submit" value="Download anyway"/><input type="hidden" name="id" value="{file_id}">'
             f'<input type="hidden" name="export" value="download"><input type="hidden" name="confirm" value="t">'
             f'<input type="hidden" name="uuid" value="{uuid}"></form></body></html>').encode()
+
+
+def adaattn_zip(files: dict[str, Path]) -> bytes:
+    """AdaAttN_model.zip as the README's ``unzip`` from the repository root leaves it: checkpoints/AdaAttN/."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, path in files.items():
+            if name != "vgg_normalised.pth":
+                z.write(path, f"checkpoints/AdaAttN/{name}")
+    return buf.getvalue()
+
+
+def serve_drive(server, url: str, data: bytes, confirm: bool = True) -> None:
+    """A Google Drive file: ``uc?export=download&id=ID`` answers the virus-scan confirm page, whose form leads to
+    drive.usercontent.google.com with the file."""
+    file_id = url.rsplit("id=", 1)[1]
+    if not confirm:
+        server.files[mirror_name(url)] = data
+        return
+    server.files[mirror_name(url)] = drive_confirm_page(f"u-{file_id[:6]}", file_id)
+    server.files[f"drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t&uuid=u-{file_id[:6]}"] = data
+
+
+def serve_adaattn(server, files: dict[str, Path], confirm: bool = True) -> None:
+    """AdaAttN's README links: the zip and vgg_normalised.pth, two Drive files (both large: confirm pages)."""
+    rel = RELEASES["adaattn"]
+    serve_drive(server, rel.archive_url, adaattn_zip(files), confirm)
+    serve_drive(server, rel.files[-1].url, files["vgg_normalised.pth"].read_bytes(), confirm)
 
 
 def bundle_zip(folder: Path, top: str = "SANET-1.0") -> bytes:
@@ -86,7 +114,9 @@ def serve_release(server, method: str, tmp: Path, *, confirm: bool = True, seed:
     no release and the three Yandex.Disk links); returns the files written."""
     files = write_release(method, tmp / f"src_{method}", seed)
     rel = RELEASES[method]
-    if rel.archive_url:
+    if method == "adaattn":
+        serve_adaattn(server, files, confirm=confirm)
+    elif rel.archive_url:
         data = wct_zip(tmp / f"src_{method}")
         if confirm:
             server.files[mirror_name(rel.archive_url)] = drive_confirm_page()
@@ -111,7 +141,7 @@ def mirror(http_server, tmp_path, monkeypatch):
 
 
 def test_every_release_names_its_files_and_where_to_get_them():
-    assert set(RELEASES) == {"adain", "sanet", "safin", "wct"}
+    assert set(RELEASES) == {"adain", "sanet", "safin", "wct", "adaattn"}
     for rel in RELEASES.values():
         assert rel.page and rel.what and rel.files
         assert all(f.url or f.yandex or rel.archive_url for f in rel.files)
@@ -242,6 +272,38 @@ def test_safins_files_are_found_under_the_names_users_really_have(mirror, tmp_pa
     got = fetch_release("safin", folder=mine)
     assert not mirror.requests
     assert [f["path"] for f in got.values()] == [mine / n for n in names]
+
+
+def test_adaattn_zip_and_vgg_come_through_drives_confirm_pages_and_load(mirror, tmp_path):
+    """AdaAttN: the three networks from AdaAttN_model.zip, the VGG from its own Drive link, each behind Drive's
+    confirm page; the checksums recorded only once the method loaded them; a second fetch from the cache."""
+    from pipeline.pretrained import load_release
+
+    files = serve_release(mirror, "adaattn", tmp_path)
+    model, got = load_release("adaattn", None)
+    assert list(got) == ["latest_net_decoder.pth", "latest_net_transformer.pth", "latest_net_adaattn_3.pth",
+                         "vgg_normalised.pth"]
+    assert all(f["path"].read_bytes() == files[n].read_bytes() for n, f in got.items())
+    assert got["latest_net_decoder.pth"]["from"].endswith("(AdaAttN_model.zip)")
+    assert got["vgg_normalised.pth"]["from"] == RELEASES["adaattn"].files[-1].url
+    assert sum("confirm=t" in name for name, _ in mirror.requests) == 2  # each file past its confirm page
+    state = torch.load(files["latest_net_transformer.pth"], weights_only=True)
+    assert torch.equal(model.transform.merge_conv.weight, state["merge_conv.weight"])
+    assert all("recorded" in f["checksum"] for f in got.values())
+    n = len(mirror.requests)
+    again = fetch_release("adaattn")
+    assert len(mirror.requests) == n and all(f["from"].startswith("cache") for f in again.values())
+
+
+def test_adaattn_zip_without_a_network_is_refused_by_name(mirror, tmp_path):
+    files = serve_release(mirror, "adaattn", tmp_path, confirm=False)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.write(files["latest_net_decoder.pth"], "checkpoints/AdaAttN/latest_net_decoder.pth")
+    mirror.files[mirror_name(RELEASES["adaattn"].archive_url)] = buf.getvalue()
+    with pytest.raises(ReleaseError, match=r"AdaAttN_model.zip: lacks latest_net_transformer.pth, "
+                                           r"latest_net_adaattn_3.pth; not AdaAttN"):
+        fetch_release("adaattn")
 
 
 @pytest.mark.parametrize("where", ["archive", "models"])

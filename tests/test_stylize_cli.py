@@ -92,6 +92,10 @@ def test_resize_modes_are_the_reference_scripts_transforms():
     for pic in (im, tall):
         assert np.array_equal(np.asarray(resize_for_test(pic, 64, "shorter")), np.asarray(transforms.Resize(64)(pic)))
         assert np.array_equal(np.asarray(resize_for_test(pic, 64, "square")), np.asarray(transforms.Resize((64, 64))(pic)))
+        # AdaAttN's test_adaattn.sh: transforms.Resize([512, 512], Image.BICUBIC)
+        bicubic = transforms.Resize([64, 64], transforms.InterpolationMode.BICUBIC)(pic)
+        assert np.array_equal(np.asarray(resize_for_test(pic, 64, "square-bicubic")), np.asarray(bicubic))
+        assert not np.array_equal(np.asarray(resize_for_test(pic, 64, "square")), np.asarray(bicubic))
     # PytorchWCT (util.py): the longer side to fineSize, the other int(side * fineSize / longer); the style to
     # the content's new size; PIL's default filter
     content = resize_for_test(im, 100, "content")

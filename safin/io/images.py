@@ -132,9 +132,10 @@ def load_image(path: str | os.PathLike, max_side: int | None = None, long_side: 
 #: test-time resizing (``safin stylize --resize``): ``longer`` = this suite's (the longer side, bicubic);
 #: the references' own: ``shorter`` (pytorch-AdaIN and SANet test.py: torchvision ``Resize(size)``, the
 #: shorter side to ``size``, the longer truncated, bilinear), ``square`` (SAFIN test.py: ``Resize((size,
-#: size))``, aspect not kept, bilinear), ``content`` (PytorchWCT: the content's longer side to ``size``,
+#: size))``, aspect not kept, bilinear), ``square-bicubic`` (AdaAttN test_adaattn.sh: ``Resize([size, size],
+#: BICUBIC)``, aspect not kept), ``content`` (PytorchWCT: the content's longer side to ``size``,
 #: truncated, and the style to the content's size, PIL's bicubic)
-RESIZE_MODES = ("longer", "shorter", "square", "content", "none")
+RESIZE_MODES = ("longer", "shorter", "square", "square-bicubic", "content", "none")
 
 
 def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
@@ -151,6 +152,8 @@ def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
     w, h = im.size
     if mode == "square":
         target, resample = (size, size), Image.Resampling.BILINEAR
+    elif mode == "square-bicubic":
+        target, resample = (size, size), Image.Resampling.BICUBIC
     elif mode == "shorter":  # torchvision: short side = size, long side = int(size * long / short)
         target = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
         resample = Image.Resampling.BILINEAR

@@ -59,10 +59,13 @@ class Release:
     what: str                     # whose release, for the report
     page: str                     # where a person downloads the files by hand
     files: tuple[ReleaseFile, ...]
-    archive_url: str | None = None   # one archive holding every file (found by base name, any folder)
+    archive_url: str | None = None   # one archive holding every file without a url of its own (found by base name, any folder)
     archive_name: str = "release.zip"
     github_latest: str | None = None  # "owner/repo": the archive attached to its latest GitHub release (tried first)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: folders of a user's folder the files may be in, besides itself and ``models/`` (the layout the authors'
+    #: README leaves after unpacking, e.g. AdaAttN's ``checkpoints/AdaAttN/``)
+    subfolders: tuple[str, ...] = ()
 
     def load_order(self) -> list[str]:
         """The files in the order the method's ``load_reference`` takes them (the encoder last)."""
@@ -70,6 +73,7 @@ class Release:
 
 
 _ADAIN = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
+_DRIVE = "https://drive.google.com/uc?export=download&id="
 GITHUB_API = "https://api.github.com/repos/{repo}/releases/latest"
 YANDEX_API = "https://cloud-api.yandex.net/v1/disk/public/resources/download?public_key={key}"
 
@@ -101,6 +105,17 @@ RELEASES: dict[str, Release] = {r.method: r for r in (
                   for k in range(1, 6)),
             archive_url="https://drive.google.com/uc?export=download&id=1M5KBPfqrIUZqrBZf78CIxLrMUT4lD4t9",
             archive_name="models.zip",
+            notes=("Google Drive answers a large file with a confirm page first; it is followed",)),
+    # AdaAttN's README: AdaAttN_model.zip (unzipped from the repository root: checkpoints/AdaAttN/latest_net_*.pth, as
+    # test_adaattn.sh's --name AdaAttN reads them) and vgg_normalised.pth, each a Google Drive link
+    Release("adaattn", "AdaAttN (Huage001), the README's AdaAttN_model.zip",
+            "https://github.com/Huage001/AdaAttN (README: Google Drive links)",
+            (ReleaseFile("latest_net_decoder.pth"), ReleaseFile("latest_net_transformer.pth"),
+             ReleaseFile("latest_net_adaattn_3.pth"),
+             ReleaseFile("vgg_normalised.pth", _DRIVE + "1BinnwM5AmIcVubr16tPTqxMjUCE8iu5M",
+                         aliases=("vgg_normalized.pth",))),
+            archive_url=_DRIVE + "1XvpD1eI4JeCBIaW5uwMT6ojF_qlzM_lo", archive_name="AdaAttN_model.zip",
+            subfolders=("checkpoints", "AdaAttN", "checkpoints/AdaAttN"),
             notes=("Google Drive answers a large file with a confirm page first; it is followed",)),
 )}
 
@@ -155,25 +170,29 @@ def confirm_link(page: Path, url: str) -> str | None:
         [(n, html.unescape(v)) for n, v in inputs])
 
 
+def _download_past_confirm(url: str, dest: Path, rel: Release) -> Path:
+    """``url`` downloaded to ``dest``, through Google Drive's confirm page for a file it cannot virus-scan."""
+    got = download(url, dest)
+    if _html(got):
+        link = confirm_link(got, url)
+        got.unlink()
+        if link is None:
+            raise ReleaseError(f"{url}: answered an HTML page with no download link; download {dest.name} "
+                               f"by hand from {rel.page}")
+        got = download(link, dest)
+        if _html(got):
+            got.unlink()
+            raise ReleaseError(f"{link}: answered an HTML page again; download {dest.name} by hand "
+                               f"from {rel.page}")
+    return got
+
+
 def _download_archive(rel: Release, folder: Path) -> Path:
     archive = folder / rel.archive_name
     if archive.exists() and not _html(archive):
         return archive
     archive.unlink(missing_ok=True)
-    url = str(rel.archive_url)
-    got = download(url, archive)
-    if _html(got):  # Google Drive's confirm page for a file it cannot virus-scan
-        link = confirm_link(got, url)
-        got.unlink()
-        if link is None:
-            raise ReleaseError(f"{url}: answered an HTML page with no download link; download {rel.archive_name} "
-                               f"by hand from {rel.page}")
-        got = download(link, archive)
-        if _html(got):
-            got.unlink()
-            raise ReleaseError(f"{link}: answered an HTML page again; download {rel.archive_name} by hand "
-                               f"from {rel.page}")
-    return got
+    return _download_past_confirm(str(rel.archive_url), archive, rel)
 
 
 def _extract(archive: Path, wanted: dict[str, str], dest: Path) -> dict[str, Path]:
@@ -222,7 +241,7 @@ def _from_your_folder(rel: Release, folder: Path, cache: Path) -> dict[str, dict
     left there as downloaded (unpacked into the cache; the folder is never written)."""
     out: dict[str, dict] = {}
     for f in rel.files:
-        for sub in (folder, folder / "models"):
+        for sub in (folder, folder / "models", *(folder / d for d in rel.subfolders)):
             hit = next((sub / n for n in f.names() if (sub / n).is_file()), None)
             if hit is not None:
                 out[f.name] = {"path": hit, "from": f"your folder {folder}"}
@@ -237,6 +256,25 @@ def _from_your_folder(rel: Release, folder: Path, cache: Path) -> dict[str, dict
             if not todo:
                 break
     return out
+
+
+def files_in_folder(method: str, folder: str | Path, root: Path | None = None) -> list[Path]:
+    """``method``'s release files found in the user's ``folder`` (``safin stylize --reference FOLDER``): under any
+    accepted name, in the folder, its ``models/`` or the release's own layout (:attr:`Release.subfolders`), or inside
+    an archive left there (unpacked into the cache); in :meth:`Release.load_order`. :class:`ReleaseError` naming
+    what is missing and where it goes."""
+    rel, folder = release(method), Path(folder)
+    if not folder.is_dir():
+        raise ReleaseError(f"{folder}: not a folder")
+    cache = cache_folder(method, root)
+    cache.mkdir(parents=True, exist_ok=True)
+    found = _from_your_folder(rel, folder, cache)
+    missing = [f.name for f in rel.files if f.name not in found]
+    if missing:
+        raise ReleaseError(f"{folder}: no {', '.join(missing)} in it; {where_to_put(rel, folder, cache, missing)}")
+    for name in rel.load_order():
+        check_bytes(found[name]["path"], rel)
+    return [found[n]["path"] for n in rel.load_order()]
 
 
 def where_to_put(rel: Release, folder: Path | None, cache: Path, names: list[str] | None = None) -> str:
@@ -315,15 +353,17 @@ def fetch_release(method: str, folder: str | Path | None = None, root: Path | No
     if todo and os.environ.get("SAFIN_OFFLINE") == "1":
         raise ReleaseError(f"{method}: {', '.join(f.name for f in todo)} not at hand and SAFIN_OFFLINE=1: "
                            f"{where_to_put(rel, folder, cache, [f.name for f in todo])}; or go online")
-    if todo and rel.archive_url:
+    if todo and rel.archive_url and any(f.url is None for f in todo):
+        # the archive holds every file without a link of its own (and may hold the others: then they come from it)
         archive = _download_archive(rel, cache)
         got = _extract(archive, _wanted(todo), cache)
-        missing = [f.name for f in todo if f.name not in got]
+        missing = [f.name for f in todo if f.name not in got and f.url is None]
         if missing:
             raise ReleaseError(f"{archive}: lacks {', '.join(missing)}; not {rel.what}'s archive")
         for f in todo:
-            out[f.name] = {"path": got[f.name], "from": f"{rel.archive_url} ({rel.archive_name})"}
-        todo = []
+            if f.name in got:
+                out[f.name] = {"path": got[f.name], "from": f"{rel.archive_url} ({rel.archive_name})"}
+        todo = [f for f in todo if f.name not in out]
     if todo and rel.github_latest:  # the bundle first; what it lacks from each file's own link
         try:
             for name, path in _github_latest_archive(rel, cache, todo).items():
@@ -335,7 +375,12 @@ def fetch_release(method: str, folder: str | Path | None = None, root: Path | No
         if not (f.url or f.yandex):
             raise ReleaseError(f"{method}: {f.name} has no download URL; {where_to_put(rel, folder, cache, [f.name])}")
         try:
-            path = _yandex(f, cache) if f.yandex else download(str(f.url), cache / f.name)
+            if f.yandex:
+                path = _yandex(f, cache)
+            elif "drive.google.com" in str(f.url):  # a large file: Drive's confirm page first
+                path = _download_past_confirm(str(f.url), cache / f.name, rel)
+            else:
+                path = download(str(f.url), cache / f.name)
         except DownloadError as e:
             raise ReleaseError(f"{method}: {f.name}: {e}. Download it by hand: "
                                f"{where_to_put(rel, folder, cache, [f.name])}") from e
