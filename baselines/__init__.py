@@ -12,13 +12,14 @@ from .adaattn import AdaAttN
 from .adain import AdaIN
 from .plugins import PluginError, resolve
 from .sanet import SANet
+from .stytr2 import StyTr2
 from .wct import WCT
 
 #: the methods, in the order figures and tables show them
 METHOD_NAMES = ("safin", "safin_fin", "sanet", "sanet_safin", "adain", "wct")
 #: built-in methods beyond the paper's comparison (issue 33): buildable, stylize and their authors' releases; not
 #: yet in the pipeline's profiles, the gate or the report
-BEYOND_PAPER = ("adaattn",)
+BEYOND_PAPER = ("adaattn", "stytr2")
 
 
 def build(name: str, **kwargs) -> StyleTransfer:
@@ -27,5 +28,5 @@ def build(name: str, **kwargs) -> StyleTransfer:
     return resolve(name)(**kwargs)
 
 
-__all__ = ["AdaAttN", "AdaIN", "BEYOND_PAPER", "SANet", "SANetSAFIN", "WCT", "SafinNet", "SafinFinNet", "METHODS", "METHOD_NAMES", "PluginError",
+__all__ = ["AdaAttN", "AdaIN", "BEYOND_PAPER", "SANet", "SANetSAFIN", "WCT", "SafinNet", "SafinFinNet", "StyTr2", "METHODS", "METHOD_NAMES", "PluginError",
            "build", "resolve"]

@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_prepare_images)
 
     s = sub.add_parser("stylize", help="stylize images with one method (files, folders or globs)")
-    s.add_argument("--method", required=True, help="safin, safin_fin, sanet, sanet_safin, adain, wct, an installed "
+    s.add_argument("--method", required=True, help="safin, safin_fin, sanet, sanet_safin, adain, wct (the paper's), adaattn, stytr2, an installed "
                                                     "plugin's name, or package.module:Class")
     s.add_argument("--content", required=True, help="image, folder or glob")
     s.add_argument("--style", required=True, action="append",
@@ -437,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", nargs="+", metavar="FILE",
                    help="the authors' released files: adain: decoder.pth vgg_normalised.pth; sanet: "
                         "decoder_iter_N.pth transformer_iter_N.pth vgg; safin: decoder.pth vgg; wct: the folder of its ten .t7 files; adaattn: latest_net_decoder.pth "
-                        "latest_net_transformer.pth latest_net_adaattn_3.pth vgg, or the folder holding them — their "
+                        "latest_net_transformer.pth latest_net_adaattn_3.pth vgg, or the folder holding them; stytr2: decoder_iter_160000.pth "
+                        "transformer_iter_160000.pth embedding_iter_160000.pth vgg, or the folder (experiments/) — their "
                         "vgg_normalised.pth last: their decoders were trained on it")
     s.add_argument("--our-encoder", action="store_true",
                    help="with --reference and no vgg file: run the authors' decoder on this suite's derived "
@@ -448,9 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mask", action="append", help="mask image per --style (white = use that style)")
     s.add_argument("--content-size", type=int, default=512, help="px, as --resize says; 0 keeps the size")
     s.add_argument("--style-size", type=int, default=512, help="px, as --resize says; 0 keeps the size")
-    s.add_argument("--resize", default="reference", choices=["reference", "longer", "shorter", "square", "square-bicubic", "content", "none"],
+    s.add_argument("--resize", default="reference", choices=["reference", "longer", "shorter", "shorter-crop", "square", "square-bicubic", "content", "none"],
                    help="reference (default): as the method's own test script (AdaIN: shorter side; SANet: none, its own "
-                        "size; SAFIN: squashed to a square, bilinear; AdaAttN: the same, bicubic; WCT: content's longer side, the style to the content's "
+                        "size; SAFIN: squashed to a square, bilinear; AdaAttN: the same, bicubic; StyTr²: the shorter side, then the middle square; WCT: content's longer side, the style to the content's "
                         "size when the content was resized); longer: the "
                         "longer side, aspect kept, for every method (what the 40-pair stage does). The references "
                         "upscale small images too")

@@ -184,6 +184,52 @@ def adaattn_3(gen):
     return adaattn_block("", 256, 448, gen)
 
 
+# diyiiyiii/StyTR-2 (models/transformer.py, models/StyTR.py): the state dicts test.py loads strictly
+STYTR2_D, STYTR2_FFN, STYTR2_LAYERS = 512, 2048, 3
+
+
+def _linear(prefix, cout, cin, gen):
+    return {f"{prefix}weight": cin ** -0.5 * torch.randn(cout, cin, generator=gen),
+            f"{prefix}bias": 0.02 * torch.randn(cout, generator=gen)}
+
+
+def _layer_norm(prefix, d, gen):
+    return {f"{prefix}weight": 1.0 + 0.1 * torch.randn(d, generator=gen), f"{prefix}bias": 0.1 * torch.randn(d, generator=gen)}
+
+
+def _mha(prefix, d, gen):
+    """``nn.MultiheadAttention(d, 8)``: the packed q/k/v projection and the output projection."""
+    return {f"{prefix}in_proj_weight": d ** -0.5 * torch.randn(3 * d, d, generator=gen),
+            f"{prefix}in_proj_bias": 0.02 * torch.randn(3 * d, generator=gen),
+            **_linear(f"{prefix}out_proj.", d, d, gen)}
+
+
+def stytr2_transformer(gen):
+    """``Transformer()`` with its defaults: encoder_c, encoder_s (3 post-norm layers each, no final norm), decoder (3
+    layers with self_attn and multihead_attn, then decoder.norm), new_ps (the CAPE's 1x1 conv): 130 tensors."""
+    d, state = STYTR2_D, {}
+    for enc in ("encoder_c", "encoder_s"):
+        for i in range(STYTR2_LAYERS):
+            p = f"{enc}.layers.{i}."
+            state.update({**_mha(p + "self_attn.", d, gen), **_linear(p + "linear1.", STYTR2_FFN, d, gen),
+                          **_linear(p + "linear2.", d, STYTR2_FFN, gen), **_layer_norm(p + "norm1.", d, gen),
+                          **_layer_norm(p + "norm2.", d, gen)})
+    for i in range(STYTR2_LAYERS):
+        p = f"decoder.layers.{i}."
+        state.update({**_mha(p + "self_attn.", d, gen), **_mha(p + "multihead_attn.", d, gen),
+                      **_linear(p + "linear1.", STYTR2_FFN, d, gen), **_linear(p + "linear2.", d, STYTR2_FFN, gen)})
+        for n in ("norm1.", "norm2.", "norm3."):
+            state.update(_layer_norm(p + n, d, gen))
+    state.update(_layer_norm("decoder.norm.", d, gen))
+    state.update(_conv("new_ps.", d, d, 1, gen))
+    return state
+
+
+def stytr2_embedding(gen):
+    """``PatchEmbed()``: ``proj``, an 8x8 convolution of stride 8 from RGB to 512 channels."""
+    return _conv("proj.", STYTR2_D, 3, 8, gen)
+
+
 def safin_checkpoint(gen, keys=("meta_adain4_state_dict", "meta_adain3_state_dict")):
     return {"decoder_state_dict": _safin_decoder(gen), keys[0]: _safin_module(512, gen), keys[1]: _safin_module(256, gen)}
 
@@ -220,7 +266,10 @@ def write_release(method: str, folder: Path, seed: int = 0) -> dict[str, Path]:
              "safin": {"decoder.pth.tar": safin_checkpoint, "vgg_normalised.pth": _wave_encoder},
              # AdaAttN_model.zip's three state dicts (unpacked), and the README's separate vgg_normalised.pth
              "adaattn": {"latest_net_decoder.pth": adaattn_decoder, "latest_net_transformer.pth": adaattn_transformer,
-                         "latest_net_adaattn_3.pth": adaattn_3, "vgg_normalised.pth": _vgg_sequential}}[method]
+                         "latest_net_adaattn_3.pth": adaattn_3, "vgg_normalised.pth": _vgg_sequential},
+             # the README's four Drive files under the names test.py reads from experiments/
+             "stytr2": {"decoder_iter_160000.pth": _adain_decoder, "transformer_iter_160000.pth": stytr2_transformer,
+                        "embedding_iter_160000.pth": stytr2_embedding, "vgg_normalised.pth": _vgg_sequential}}[method]
     out = {}
     for name, make in files.items():
         torch.save(make(gen), folder / name)

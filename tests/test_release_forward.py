@@ -354,8 +354,77 @@ def reference_adaattn(files: dict[str, Path], content, style, max_sample_3=64 * 
     return run_sequential(ADAATTN_DECODER_2, dec, torch.cat([x, skip], dim=1), get=get("decoder_layer_2"))
 
 
+# --------------------------------------------------------------------------------------------------
+# StyTr²: diyiiyiii/StyTR-2 at c11ea32 (no licence: facts only, restated here in our own form), models/StyTR.py
+# (PatchEmbed, the decoder Sequential, StyTrans.forward's Ics path with the test-time `return Ics`),
+# models/transformer.py (Transformer.forward with its defaults, TransformerEncoderLayer / TransformerDecoderLayer
+# forward_post, nn.MultiheadAttention's packed projections), test.py (eval mode: no dropout). Sequence-first
+# (tokens, batch, channels), as their code; the CAPE resized to the STYLE grid and the output reshaped with its last
+# side int(sqrt(tokens)), as theirs: so only same-size square images are a case both can run.
+
+STYTR2_HEADS = 8
+
+
+def _mha(state, prefix, q, k, v):
+    """nn.MultiheadAttention(512, 8) in eval mode on (L, B, C) inputs: in_proj_weight's three row blocks project
+    q, k, v; 8 heads of 64; softmax(q kᵀ / sqrt(64)) v; heads concatenated; out_proj."""
+    w, b = state[prefix + "in_proj_weight"], state[prefix + "in_proj_bias"]
+    d = q.shape[-1]
+    hd = d // STYTR2_HEADS
+
+    def heads(x, i):  # (L, B, d) -> (B, heads, L, hd)
+        y = x @ w[i * d:(i + 1) * d].T + b[i * d:(i + 1) * d]
+        return y.reshape(y.shape[0], y.shape[1], STYTR2_HEADS, hd).permute(1, 2, 0, 3)
+
+    qh, kh, vh = heads(q, 0), heads(k, 1), heads(v, 2)
+    a = torch.softmax(qh @ kh.transpose(-1, -2) / hd ** 0.5, dim=-1) @ vh          # (B, heads, Lq, hd)
+    out = a.permute(2, 0, 1, 3).reshape(q.shape[0], q.shape[1], d)
+    return out @ state[prefix + "out_proj.weight"].T + state[prefix + "out_proj.bias"]
+
+
+def _ln(state, prefix, x):
+    return F.layer_norm(x, x.shape[-1:], state[prefix + "weight"], state[prefix + "bias"], eps=1e-5)
+
+
+def _mlp(state, prefix, x):
+    h = torch.relu(x @ state[prefix + "linear1.weight"].T + state[prefix + "linear1.bias"])
+    return h @ state[prefix + "linear2.weight"].T + state[prefix + "linear2.bias"]
+
+
+def reference_stytr2(files: dict[str, Path], content, style):
+    tr = load_pth(files["transformer_iter_160000.pth"])
+    emb = load_pth(files["embedding_iter_160000.pth"])
+    dec = load_pth(files["decoder_iter_160000.pth"])
+    embed = lambda x: F.conv2d(x, emb["proj.weight"], emb["proj.bias"], stride=8)
+    c_map, s_map = embed(content), embed(style)
+    # CAPE: adaptive average pool to 18 x 18, new_ps, bilinear (align_corners False) to the style's size
+    pos = F.conv2d(F.adaptive_avg_pool2d(c_map, 18), tr["new_ps.weight"], tr["new_ps.bias"])
+    pos = F.interpolate(pos, size=s_map.shape[-2:], mode="bilinear", align_corners=False)
+    seq = lambda m: m.flatten(2).permute(2, 0, 1)                                   # (L, B, C)
+    s, c, p = seq(s_map), seq(c_map), seq(pos)
+    for i in range(3):  # the style encoder: no positions
+        e = f"encoder_s.layers.{i}."
+        s = _ln(tr, e + "norm1.", s + _mha(tr, e + "self_attn.", s, s, s))
+        s = _ln(tr, e + "norm2.", s + _mlp(tr, e, s))
+    for i in range(3):  # the content encoder: CAPE on queries and keys
+        e = f"encoder_c.layers.{i}."
+        c = _ln(tr, e + "norm1.", c + _mha(tr, e + "self_attn.", c + p, c + p, c))
+        c = _ln(tr, e + "norm2.", c + _mlp(tr, e, c))
+    t = c
+    for i in range(3):  # forward_post: both blocks attend from the content (+CAPE) to the style memory
+        e = f"decoder.layers.{i}."
+        t = _ln(tr, e + "norm1.", t + _mha(tr, e + "self_attn.", t + p, s, s))
+        t = _ln(tr, e + "norm2.", t + _mha(tr, e + "multihead_attn.", t + p, s, s))
+        t = _ln(tr, e + "norm3.", t + _mlp(tr, e, t))
+    t = _ln(tr, "decoder.norm.", t)
+    n, b, ch = t.shape
+    side = int(n ** 0.5)
+    hs = t.permute(1, 2, 0).reshape(b, ch, n // side, side)
+    return run_sequential(DECODER, dec, hs)
+
+
 REFERENCES = {"adain": reference_adain, "sanet": reference_sanet, "safin": reference_safin, "wct": reference_wct,
-              "adaattn": reference_adaattn}
+              "adaattn": reference_adaattn, "stytr2": reference_stytr2}
 
 # The deliberate breaks: (method, file, the two same-shaped layers to swap in it)
 BREAKS = (
@@ -366,13 +435,19 @@ BREAKS = (
     ("wct", "vgg_normalised_conv4_1.t7", 19, 22),                         # two 256->256 convs of e4 only
     ("adaattn", "latest_net_transformer.pth", "attn_adain_4_1.f", "attn_adain_4_1.g"),  # content and style key convs
     ("adaattn", "latest_net_decoder.pth", "decoder_layer_2.4", "decoder_layer_2.7"),   # two 256->256 decoder convs
+    ("stytr2", "transformer_iter_160000.pth", "encoder_c.layers.0.linear1", "encoder_s.layers.0.linear1"),  # the two encoders
+    ("stytr2", "transformer_iter_160000.pth", "decoder.layers.1.norm1", "decoder.layers.1.norm2"),  # two norms of a layer
+    ("stytr2", "decoder_iter_160000.pth", "5", "8"),                                  # two 256->256 decoder convs
 )
 
 # --------------------------------------------------------------------------------------------------
 
 
-def images():
+def images(method: str = ""):
+    """Content 48 x 64 and style 64 x 48; for StyTr² both 64 x 64 (its code runs same-size square images only)."""
     gen = torch.Generator().manual_seed(SEED)
+    if method == "stytr2":
+        return tuple(torch.rand(1, 3, 64, 64, generator=gen, dtype=torch.float64) for _ in range(2))
     return (torch.rand(1, 3, 48, 64, generator=gen, dtype=torch.float64),
             torch.rand(1, 3, 64, 48, generator=gen, dtype=torch.float64))
 
@@ -412,19 +487,19 @@ def release(tmp_path_factory):
         if method not in made:
             folder = tmp_path_factory.mktemp(f"release-{method}")
             files = write_release(method, folder, seed=SEED)
-            made[method] = (files, folder, reference(method, files, folder, *images()))
+            made[method] = (files, folder, reference(method, files, folder, *images(method)))
         return made[method]
 
     return get
 
 
-METHODS = ("adain", "sanet", "safin", "wct", "adaattn")
+METHODS = ("adain", "sanet", "safin", "wct", "adaattn", "stytr2")
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_release_matches_restated_reference(method, release):
     files, folder, ref = release(method)
-    content, style = images()
+    content, style = images(method)
     assert ref.shape == content.shape and torch.isfinite(ref).all()
     model, out = ours(method, files, folder, content, style, clamp=False)
     if method == "wct":  # five different encoder files: our WCT must run one per level, as e1..e5 do
@@ -470,7 +545,7 @@ def test_swapped_layers_are_caught(method, name, a, b, release, tmp_path):
     broken_folder = tmp_path / "broken"
     broken = write_release(method, broken_folder, seed=SEED)  # a fresh copy of the same files
     _swap_layers(method, broken[name], a, b)
-    content, style = images()
+    content, style = images(method)
     _, out = ours(method, broken, broken_folder, content, style, clamp=False)
     diff = rel_diff(out, ref)
     print(f"\n{method}: swapped {a} <-> {b} in {name}: relative difference {diff:.3g}")

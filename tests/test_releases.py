@@ -71,6 +71,12 @@ def serve_adaattn(server, files: dict[str, Path], confirm: bool = True) -> None:
     serve_drive(server, rel.files[-1].url, files["vgg_normalised.pth"].read_bytes(), confirm)
 
 
+def serve_stytr2(server, files: dict[str, Path], confirm: bool = True) -> None:
+    """StyTR-2's README links: four Drive files, each behind the confirm page of a file too large to scan."""
+    for f in RELEASES["stytr2"].files:
+        serve_drive(server, f.url, files[f.name].read_bytes(), confirm)
+
+
 def bundle_zip(folder: Path, top: str = "SANET-1.0") -> bytes:
     """A release bundle as SANET's README describes it: weights, code and examples in one archive."""
     buf = io.BytesIO()
@@ -116,6 +122,8 @@ def serve_release(server, method: str, tmp: Path, *, confirm: bool = True, seed:
     rel = RELEASES[method]
     if method == "adaattn":
         serve_adaattn(server, files, confirm=confirm)
+    elif method == "stytr2":
+        serve_stytr2(server, files, confirm=confirm)
     elif rel.archive_url:
         data = wct_zip(tmp / f"src_{method}")
         if confirm:
@@ -141,7 +149,7 @@ def mirror(http_server, tmp_path, monkeypatch):
 
 
 def test_every_release_names_its_files_and_where_to_get_them():
-    assert set(RELEASES) == {"adain", "sanet", "safin", "wct", "adaattn"}
+    assert set(RELEASES) == {"adain", "sanet", "safin", "wct", "adaattn", "stytr2"}
     for rel in RELEASES.values():
         assert rel.page and rel.what and rel.files
         assert all(f.url or f.yandex or rel.archive_url for f in rel.files)
@@ -293,6 +301,33 @@ def test_adaattn_zip_and_vgg_come_through_drives_confirm_pages_and_load(mirror, 
     n = len(mirror.requests)
     again = fetch_release("adaattn")
     assert len(mirror.requests) == n and all(f["from"].startswith("cache") for f in again.values())
+
+
+def test_stytr2s_four_drive_files_come_through_their_confirm_pages_and_load(mirror, tmp_path):
+    """StyTr²: the README's four Drive links, each past its confirm page, under the names its test.py reads; loaded
+    into the model; a second fetch from the cache, a hand download in experiments/ used without a request."""
+    from pipeline.pretrained import load_release
+
+    files = serve_release(mirror, "stytr2", tmp_path)
+    model, got = load_release("stytr2", None)
+    assert list(got) == ["decoder_iter_160000.pth", "transformer_iter_160000.pth", "embedding_iter_160000.pth",
+                         "vgg_normalised.pth"]
+    assert all(f["path"].read_bytes() == files[n].read_bytes() for n, f in got.items())
+    assert [got[f.name]["from"] for f in RELEASES["stytr2"].files] == [f.url for f in RELEASES["stytr2"].files]
+    assert sum("confirm=t" in name for name, _ in mirror.requests) == 4
+    state = torch.load(files["transformer_iter_160000.pth"], weights_only=True)
+    assert torch.equal(model.transformer.decoder.layers[2].multihead_attn.in_proj_weight,
+                       state["decoder.layers.2.multihead_attn.in_proj_weight"])
+    assert all("recorded" in f["checksum"] for f in got.values())
+    n = len(mirror.requests)
+    assert all(f["from"].startswith("cache") for f in fetch_release("stytr2").values()) and len(mirror.requests) == n
+    mine = tmp_path / "StyTR-2"
+    (mine / "experiments").mkdir(parents=True)
+    for name, path in files.items():
+        shutil.copy(path, mine / "experiments" / name)
+    assert [f["path"] for f in fetch_release("stytr2", folder=mine).values()] == [
+        mine / "experiments" / f.name for f in RELEASES["stytr2"].files]
+    assert len(mirror.requests) == n
 
 
 def test_adaattn_zip_without_a_network_is_refused_by_name(mirror, tmp_path):

@@ -96,6 +96,10 @@ def test_resize_modes_are_the_reference_scripts_transforms():
         bicubic = transforms.Resize([64, 64], transforms.InterpolationMode.BICUBIC)(pic)
         assert np.array_equal(np.asarray(resize_for_test(pic, 64, "square-bicubic")), np.asarray(bicubic))
         assert not np.array_equal(np.asarray(resize_for_test(pic, 64, "square")), np.asarray(bicubic))
+        # StyTR-2's test.py: Resize(512) then CenterCrop(512); also at an odd excess (161 -> 114 at 64: 25 a side)
+        for size in (64, 63):
+            cropped = transforms.CenterCrop(size)(transforms.Resize(size)(pic))
+            assert np.array_equal(np.asarray(resize_for_test(pic, size, "shorter-crop")), np.asarray(cropped))
     # PytorchWCT (util.py): the longer side to fineSize, the other int(side * fineSize / longer); the style to
     # the content's new size; PIL's default filter
     content = resize_for_test(im, 100, "content")

@@ -133,9 +133,10 @@ def load_image(path: str | os.PathLike, max_side: int | None = None, long_side: 
 #: the references' own: ``shorter`` (pytorch-AdaIN and SANet test.py: torchvision ``Resize(size)``, the
 #: shorter side to ``size``, the longer truncated, bilinear), ``square`` (SAFIN test.py: ``Resize((size,
 #: size))``, aspect not kept, bilinear), ``square-bicubic`` (AdaAttN test_adaattn.sh: ``Resize([size, size],
-#: BICUBIC)``, aspect not kept), ``content`` (PytorchWCT: the content's longer side to ``size``,
+#: BICUBIC)``, aspect not kept), ``shorter-crop`` (StyTR-2 test.py: ``Resize(size)`` then ``CenterCrop(size)``, a
+#: size x size square from the middle), ``content`` (PytorchWCT: the content's longer side to ``size``,
 #: truncated, and the style to the content's size, PIL's bicubic)
-RESIZE_MODES = ("longer", "shorter", "square", "square-bicubic", "content", "none")
+RESIZE_MODES = ("longer", "shorter", "shorter-crop", "square", "square-bicubic", "content", "none")
 
 
 def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
@@ -154,7 +155,7 @@ def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
         target, resample = (size, size), Image.Resampling.BILINEAR
     elif mode == "square-bicubic":
         target, resample = (size, size), Image.Resampling.BICUBIC
-    elif mode == "shorter":  # torchvision: short side = size, long side = int(size * long / short)
+    elif mode in ("shorter", "shorter-crop"):  # torchvision: short side = size, long side = int(size * long / short)
         target = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
         resample = Image.Resampling.BILINEAR
     elif mode == "content":  # PytorchWCT: longer side = size, the other int(h * size / w)
@@ -163,7 +164,11 @@ def resize_for_test(im: Image.Image, size: int | None, mode: str = "longer",
         scale = size / max(w, h)
         target, resample = (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC
     target = (max(1, target[0]), max(1, target[1]))
-    return im if target == im.size else im.resize(target, resample)
+    im = im if target == im.size else im.resize(target, resample)
+    if mode == "shorter-crop" and im.size != (size, size):  # torchvision CenterCrop: offsets round((side - size) / 2)
+        left, top = int(round((im.width - size) / 2.0)), int(round((im.height - size) / 2.0))
+        im = im.crop((left, top, left + size, top + size))
+    return im
 
 
 def tensor_to_pil(img: torch.Tensor) -> Image.Image:

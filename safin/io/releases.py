@@ -117,6 +117,17 @@ RELEASES: dict[str, Release] = {r.method: r for r in (
             archive_url=_DRIVE + "1XvpD1eI4JeCBIaW5uwMT6ojF_qlzM_lo", archive_name="AdaAttN_model.zip",
             subfolders=("checkpoints", "AdaAttN", "checkpoints/AdaAttN"),
             notes=("Google Drive answers a large file with a confirm page first; it is followed",)),
+    # StyTR-2's README: four Google Drive links (vgg-model, vit_embedding, decoder, Transformer_module), to be put in
+    # ./experiments/ under the names its test.py reads; the VGG is the file AdaAttN's README links too
+    Release("stytr2", "StyTr² (diyiiyiii/StyTR-2), the README's four files, iteration 160000",
+            "https://github.com/diyiiyiii/StyTR-2 (README: Google Drive links)",
+            (ReleaseFile("decoder_iter_160000.pth", _DRIVE + "1fIIVMTA_tPuaAAFtqizr6sd1XV7CX6F9"),
+             ReleaseFile("transformer_iter_160000.pth", _DRIVE + "1dnobsaLeE889T_LncCkAA2RkqzwsfHYy"),
+             ReleaseFile("embedding_iter_160000.pth", _DRIVE + "1C3xzTOWx8dUXXybxZwmjijZN8SrC3e4B"),
+             ReleaseFile("vgg_normalised.pth", _DRIVE + "1BinnwM5AmIcVubr16tPTqxMjUCE8iu5M",
+                         aliases=("vgg_normalized.pth",))),
+            subfolders=("experiments",),
+            notes=("Google Drive answers a large file with a confirm page first; it is followed",)),
 )}
 
 #: what an archive of a release can be (what the standard library unpacks)

@@ -150,7 +150,11 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.opt = torch.optim.Adam(list(model.trainable()), lr=cfg.lr, fused=self.cuda or None)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda i: 1.0 / (1.0 + cfg.lr_decay * i))
+        # the reference's lr / (1 + lr_decay * i), or the method's own schedule where its reference has one (StyTr²:
+        # a warm-up, then the decay): a factor of cfg.lr at step i
+        factor = getattr(model, "lr_factor", None)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, (lambda i: factor(i, cfg.lr_decay)) if factor else (lambda i: 1.0 / (1.0 + cfg.lr_decay * i)))
 
     def resume(self) -> None:
         """Resume the newest valid checkpoint of this run, if any. A checkpoint of another recipe or
