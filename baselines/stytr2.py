@@ -79,9 +79,11 @@ class _FeedForward(nn.Module):
         return self.linear2(self.dropout(F.relu(self.linear1(x))))
 
 
-def _attend(block: nn.MultiheadAttention, query, key, value):
-    # need_weights=False: PyTorch's scaled-dot-product kernel, which never holds the (tokens x tokens) map
-    return block(query, key, value, need_weights=False)[0]
+def _attend(block: nn.MultiheadAttention, query, key, value, memory_efficient: bool = True):
+    """``memory_efficient``: need_weights=False, PyTorch's scaled-dot-product kernel, which never holds the
+    (tokens x tokens) map; False: the reference's call (need_weights left True: the map is formed and its head
+    average returned, then dropped), the benchmark's naive path."""
+    return block(query, key, value, need_weights=not memory_efficient)[0]
 
 
 class EncoderLayer(_FeedForward):
@@ -92,10 +94,11 @@ class EncoderLayer(_FeedForward):
         self.self_attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.memory_efficient = True
 
     def forward(self, x, pos=None):
         qk = x if pos is None else x + pos
-        x = self.norm1(x + self.dropout1(_attend(self.self_attn, qk, qk, x)))
+        x = self.norm1(x + self.dropout1(_attend(self.self_attn, qk, qk, x, self.memory_efficient)))
         return self.norm2(x + self.dropout2(self.feed_forward(x)))
 
 
@@ -111,13 +114,14 @@ class DecoderLayer(_FeedForward):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
         self.decoder_self_attention = decoder_self_attention
+        self.memory_efficient = True
 
     def forward(self, t, memory, query_pos):
-        q = t + query_pos
-        first = (_attend(self.self_attn, q, q, t) if self.decoder_self_attention
-                 else _attend(self.self_attn, q, memory, memory))
+        q, me = t + query_pos, self.memory_efficient
+        first = (_attend(self.self_attn, q, q, t, me) if self.decoder_self_attention
+                 else _attend(self.self_attn, q, memory, memory, me))
         t = self.norm1(t + self.dropout1(first))
-        t = self.norm2(t + self.dropout2(_attend(self.multihead_attn, t + query_pos, memory, memory)))
+        t = self.norm2(t + self.dropout2(_attend(self.multihead_attn, t + query_pos, memory, memory, me)))
         return self.norm3(t + self.dropout3(self.feed_forward(t)))
 
 

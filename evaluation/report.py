@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from safin.io.files import sha256_file
 
-from .claims import VERDICTS, Verdict
+from .claims import OURS, RIVALS, VERDICTS, Verdict
 from .metrics import DESCRIPTION, DIRECTION
 
 SCALE_NOTE = {
@@ -307,10 +307,29 @@ def methods_rows(methods: dict[str, dict]) -> list[list[str]]:
             for name, m in methods.items()]
 
 
+def beyond_note(summary: dict, beyond: list[Verdict]) -> str:
+    """What the "Beyond the paper" section holds: which rivals this run measured beside SAFIN, which it did not."""
+    measured = set(summary.get("metrics") or {})
+    inside = [label for m, label in RIVALS.items() if m in measured]
+    outside = [f"{label} (`{m}`)" for m, label in RIVALS.items() if m not in measured]
+    text = ("SAFIN against methods published beside and after it, which its paper never compared with. These claims "
+            f"are ours, not the paper's (source column: '{OURS}'): the questions the paper asks of AdaIN, WCT and SANet "
+            "(content kept, style reached) and StyleID's CFSD, judged by the same verdict rules as the paper's claims. ")
+    if "safin" not in measured:
+        return text + "This run has no SAFIN outputs: nothing to compare."
+    if inside:
+        text += f"Measured here: {', '.join(inside)}. "
+    if outside:
+        text += (f"Not in this run: {', '.join(outside)}; the pretrained and styleid profiles import their releases "
+                 "(add a method to train.methods, stylize.methods and, for its release, pretrained.methods).")
+    return text.strip()
+
+
 def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], figures: list[Path],
                  train_dir: Path, out_dir: Path, inputs: dict[str, Path],
                  survey_path: Path | None = None, speed_path: Path | None = None,
-                 methods: dict[str, dict] | None = None, left_out: dict[str, str] | None = None) -> tuple[Path, Path]:
+                 methods: dict[str, dict] | None = None, left_out: dict[str, str] | None = None,
+                 beyond: list[Verdict] | None = None) -> tuple[Path, Path]:
     """``methods``: stage check_methods' records (``pipeline.method_info.read_info``); ``left_out``: built-in
     methods this run does not include, with why."""
     summary = json.loads(Path(summary_path).read_text())
@@ -345,6 +364,10 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     seed_header, seed_rows = seeds_rows(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
+    beyond = list(beyond or [])
+    beyond_text = beyond_note(summary, beyond)
+    beyond_header = ["claim", "source", "evidence", "verdict"]
+    beyond_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in beyond]
     definitions = [[k, v] for k, v in DESCRIPTION.items() if k in (summary.get("definitions") or DESCRIPTION)]
 
     speed_header = ["method", "mode", "size px", "path", "dtype", "median s", "peak MiB", "images/s",
@@ -390,6 +413,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
           f"> {SCALE_NOTE.get(profile, '')}", "",
           "## The paper's claims", f"Models: {claims_on}.", "", _md_table(claim_header, claim_rows), "",
           _md_table(["verdict", "means"], verdicts), "", f"_Source: {sources['claims']}._", "",
+          "## Beyond the paper", beyond_text, "", _md_table(beyond_header, beyond_rows) if beyond_rows else "",
+          f"_Source: {sources['claims']}._", "",
           "## Metrics (mean over pairs, bootstrap 95% CI)", metrics_note, "", _md_table(m_header, m_rows), "",
           _md_table(["metric", "definition"], definitions), "", f"_Source: {sources['metrics']}._", "",
           *(["## Seeds (each seed's mean over the pairs)", _md_table(seed_header, seed_rows), "",
@@ -426,9 +451,10 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
         verify_rows=verify_table, verify_header=VERIFY_HEADER,
         metrics_header=m_header, metrics_rows=m_rows, metrics_note=metrics_note, artfid_note=artfid_note, artfid_rows=artfid_rows,
         artfid_header=ARTFID_HEADER, published_sections=published_sections, seed_header=seed_header, seed_rows=seed_rows, definitions=definitions, claim_header=claim_header,
-        claim_rows=claim_rows, speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
+        claim_rows=claim_rows, beyond_text=beyond_text, beyond_header=beyond_header, beyond_rows=beyond_rows,
+        speed_note=speed_note, speed_header=speed_header, speed_rows=speed_rows,
         study_note=study_note_text, figures=figures_html, verdicts=verdicts, sources=sources)
     html_path = out_dir / "report.html"
     html_path.write_text(page)
-    (out_dir / "claims.json").write_text(json.dumps([asdict(c) for c in claims], indent=2) + "\n")
+    (out_dir / "claims.json").write_text(json.dumps([asdict(c) for c in [*claims, *beyond]], indent=2) + "\n")
     return md_path, html_path

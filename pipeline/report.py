@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.claims import check_claims
+from evaluation.claims import beyond_paper_claims, check_claims
 from evaluation.report import build_report
 
 from .method_info import BUILT_IN, pretrained_methods, read_info
@@ -33,6 +33,7 @@ def report(params: dict) -> tuple[Path, Path]:
     replicates = {m: replicate_seeds(params, m) for m in params["train"]["methods"]}
     claims = check_claims(metrics_dir / "per_pair.csv", train_dir, Path(r["survey"]) if r.get("survey") else None,
                           replicates=replicates)
+    beyond = beyond_paper_claims(metrics_dir / "per_pair.csv")
     grids = Path(params["stylize"]["grids"])
     figures = [grids / f"{n}.png" for n in ("fig2_semantic_awareness", "fig5a_sanet_vs_safin_in_sanet", "fig6_fin_vs_safin")]
     survey_dir = Path(r["survey"]).parent if r.get("survey") else None
@@ -41,7 +42,7 @@ def report(params: dict) -> tuple[Path, Path]:
     figures += [Path(r["curves"])] + sorted(grids.glob("pairs_*.png"))
     inputs = {"pairs.csv": Path(params["data"]["pairs"]), "data/sample/SHA256SUMS": Path(params["data"]["sample_dir"]) / "SHA256SUMS",
               "weights manifest": Path("outputs/weights/manifest.json"), "metrics/summary.json": metrics_dir / "summary.json"}
-    return build_report(params=params, summary_path=metrics_dir / "summary.json", claims=claims,
+    return build_report(params=params, summary_path=metrics_dir / "summary.json", claims=claims, beyond=beyond,
                         figures=[f for f in figures if f.exists()], train_dir=train_dir, out_dir=Path(r["out"]),
                         inputs=inputs, survey_path=Path(r["survey"]) if r.get("survey") else None,
                         speed_path=Path(params["benchmark"]["out"]) if "benchmark" in params else None,

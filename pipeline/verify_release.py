@@ -136,6 +136,7 @@ NO_EVIDENCE = {
     "adain": "pytorch-AdaIN commits its released model's outputs only as results.png, a grid of labelled cells of "
              "different sizes: no cell can be cut out reliably",
     "safin": "SAFIN commits its outputs only as results.jpg, a grid with labels: no cell can be cut out reliably",
+    "stytr2": "StyTR-2 commits the paper's figures (Figure/), not the outputs of its released model on named inputs",
 }
 
 

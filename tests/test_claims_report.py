@@ -112,3 +112,36 @@ def test_hist_chi2_bounds():
 
     black, white = torch.zeros(3, 8, 8), torch.ones(3, 8, 8)
     assert hist_chi2(black, black) == 0 and abs(hist_chi2(black, white) - 1.0) < 1e-12
+
+
+def _per_pair_with(tmp_path, methods, shift):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "per_pair.csv"
+    base = {m: rng.uniform(1, 2, 40) for m in DIRECTION}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "pair", *DIRECTION])
+        for method in methods:
+            for i in range(40):
+                w.writerow([method, i, *[base[m][i] * (1 + shift.get((method, m), 0.0)) for m in DIRECTION]])
+    return path
+
+
+def test_beyond_the_paper_holds_safin_against_adaattn_and_stytr2_with_the_same_rules(tmp_path):
+    """Our claims, not the paper's: SAFIN against each rival the run measured, on LPIPS to content, CFSD and the
+    style loss, with the paper's claims' verdicts; a degenerate rival is never judged; none without SAFIN."""
+    from evaluation.claims import DOES_NOT_HOLD, HOLDS, OURS, beyond_paper_claims
+
+    path = _per_pair_with(tmp_path, ("safin", "adaattn", "stytr2"),
+                          {("adaattn", "lpips"): 0.2, ("stytr2", "style_loss"): -0.2})
+    got = {c.claim: c for c in beyond_paper_claims(path, degenerate={})}
+    assert len(got) == 6 and all(c.source == OURS for c in got.values())
+    assert got["SAFIN preserves content better than AdaAttN (LPIPS to content)"].verdict == HOLDS
+    assert got["SAFIN transfers style better than StyTr² (style loss)"].verdict == DOES_NOT_HOLD
+    assert got["SAFIN keeps the content's self-similarity better than AdaAttN (CFSD)"].verdict == INCONCLUSIVE
+    flagged = beyond_paper_claims(path, degenerate={"stytr2": "flat outputs"})
+    assert [c.verdict for c in flagged if "StyTr²" in c.claim] == ["not evaluated: degenerate outputs of stytr2"] * 3
+    only_one = _per_pair_with(tmp_path / "one", ("safin", "adaattn"), {}) if (tmp_path / "one").mkdir() is None else None
+    assert [c.claim.rsplit(" than ", 1)[1].split(" (")[0] for c in beyond_paper_claims(only_one, {})] == ["AdaAttN"] * 3
+    (tmp_path / "none").mkdir()
+    assert beyond_paper_claims(_per_pair_with(tmp_path / "none", ("adaattn", "stytr2"), {}), {}) == []

@@ -317,12 +317,15 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
     from safin.io.weights import REGISTRY
 
     from ..test_artfid import write_art_inception_stand_in
-    from ..test_releases import mirror_name, serve_release
+    from ..test_releases import mirror_name, serve_release, serve_stytr2
 
     server = FileServer()
     server.thread.start()
     _servers.append(server)
     released = {method: serve_release(server, method, tmp, seed=10 + i) for i, method in enumerate(RELEASED)}
+    # AdaAttN's and StyTR-2's READMEs link the same Drive file for vgg_normalised.pth: one file for both here too
+    released["stytr2"]["vgg_normalised.pth"].write_bytes(released["adaattn"]["vgg_normalised.pth"].read_bytes())
+    serve_stytr2(server, released["stytr2"])
     bethge = REGISTRY["vgg19_normalised"].sources[0]  # the first source of the encoder asset: bethgelab's
     server.files[mirror_name(bethge.url)] = (tmp / "src_adain" / "vgg_normalised.pth").read_bytes()
     server.files[mirror_name(CKPT_URL)] = write_art_inception_stand_in(tmp / "art_inception.pth").read_bytes()
@@ -363,7 +366,8 @@ def _pretrained_run(tmp: Path, environ: dict, real_cache: Path) -> dict:
             "requests_before_again": n, "released": released}
 
 
-RELEASED = ("adain", "wct", "sanet", "safin")
+#: every method with a release, the paper's four and the two beyond it (issue 33)
+RELEASED = ("adain", "wct", "sanet", "safin", "adaattn", "stytr2")
 _servers: list[FileServer] = []
 #: set once the ci pipeline's `dvc repro` runs (see :func:`pytest_collection_finish`)
 CI_PIPELINE_STARTED = threading.Event()

@@ -36,7 +36,7 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     assert any(n.startswith("drive.google.com/uc?export=download&id=") for n in asked)
     assert any(n.startswith("drive.usercontent.google.com/download?id=") for n in asked)
     recorded = json.loads((cache / "recorded_sha256.json").read_text())
-    assert len([k for k in recorded if k.startswith("release/")]) == 2 + 3 + 2 + 10
+    assert len([k for k in recorded if k.startswith("release/")]) == 2 + 3 + 2 + 10 + 4 + 4
     assert "vgg19_normalised/url/vgg_normalised.pth" in recorded  # the encoder asset from bethgelab's file
     for m in RELEASED:
         summary = json.loads((repo / f"outputs/train/{m}/summary.json").read_text())
@@ -69,11 +69,23 @@ def test_the_pretrained_profile_runs_on_the_authors_files(pretrained_run):
     cells = [f"{pub[m]:.3f} / {adain[m]['mean']:.3f} / {adain[m]['mean'] - pub[m]:+.3f}" for m in table["metrics"]]
     assert f"| AdaIN (adain) | {' | '.join(cells)} |" in report, [line for line in report.splitlines() if "AdaIN" in line]
     assert pub["artfid"] == 30.933 and pub["cfsd"] == 0.315  # the published numbers themselves, as printed
+    st, pub = metrics["metrics"]["stytr2"], table["rows"]["stytr2"]  # StyTr²'s row: its release measured beside it
+    cells = [f"{pub[m]:.3f} / {st[m]['mean']:.3f} / {st[m]['mean'] - pub[m]:+.3f}" for m in table["metrics"]]
+    assert f"| StyTR² (stytr2) | {' | '.join(cells)} |" in report
     for m in RELEASED:
         assert f"| {m} | the authors' release: " in report
     for m in ("safin_fin", "sanet_safin"):
         assert f"| {m} | left out: no released weights of the authors" in report
     assert "Models: adain: the authors' release" in report  # the claims say which models they are about
+    # SAFIN against AdaAttN and StyTr², our claims with the paper's machinery (the random stand-in weights give
+    # degenerate outputs: not evaluated, as any collapsed model)
+    beyond = report.split("## Beyond the paper", 1)[1].split("\n## ", 1)[0]
+    assert "Measured here: AdaAttN (Liu et al., ICCV 2021), StyTr² (Deng et al., CVPR 2022)." in beyond
+    for name in ("AdaAttN", "StyTr²"):
+        rows = [line for line in beyond.splitlines() if line.startswith(f"| SAFIN ") and f"than {name} (" in line]
+        assert len(rows) == 3 and all("| ours, not the paper's |" in r for r in rows), rows
+    claims = json.loads((repo / "reports/claims.json").read_text())
+    assert sum(c["source"] == "ours, not the paper's" for c in claims) == 6
     page = (repo / "reports/report.html").read_text()
     assert "data:image/jpeg;base64," in page and 'src="http' not in page and "src='http" not in page
     receipt = json.loads((repo / "outputs/survey_study.json").read_text())
