@@ -145,6 +145,33 @@ def test_attention_does_not_materialise_the_full_map():
     assert extra_mib < 150, f"attention used {extra_mib:.0f} MiB extra; the full map is 549 MiB"
 
 
+def test_attention_with_keys_and_values_of_two_widths_stays_fused_and_exact():
+    """AdaAttN's calls: keys wider than the values ([v, v²]) and values wider than the keys. PyTorch's CPU flash
+    kernel takes one width only (otherwise its math path forms the whole map): 12k x 12k positions stay far below
+    the 549 MiB map, and the float32 result equals the plain product."""
+    from safin.blocks.attention import attention
+
+    gen = torch.Generator().manual_seed(0)
+    for ck, cv in ((96, 64), (48, 80)):
+        q, k = (torch.randn(2, 300, ck, generator=gen) / ck ** 0.5 for _ in range(2))
+        v = torch.randn(2, 300, cv, generator=gen)
+        got = attention(q, k, v)
+        assert got.shape == (2, 300, cv)
+        assert torch.allclose(got, attention(q, k, v, memory_efficient=False), rtol=1e-5, atol=1e-5)
+    code = (
+        "import resource, torch\n"
+        "from safin.blocks.attention import attention\n"
+        "torch.manual_seed(0)\n"
+        "q, k = (torch.randn(1, 12000, 96) for _ in range(2))\n"
+        "v = torch.randn(1, 12000, 64)\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "attention(q, k, v)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)\n"
+    )
+    extra_mib = _extra_mib(code)
+    assert extra_mib < 150, f"attention used {extra_mib:.0f} MiB extra; the full map is 549 MiB"
+
+
 def test_safin_attention_module_stays_memory_bounded_at_large_sizes():
     """SA on a 110x110 map (12,100 positions, the full map would be 559 MiB) through the module itself."""
     code = (

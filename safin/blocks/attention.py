@@ -22,6 +22,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float
     # the fused kernels need contiguous inputs: with the transposed views the modules produce, PyTorch
     # silently falls back to the math path, which materialises the whole map (docs/performance.md)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    cv = v.shape[-1]
+    if q.device.type == "cpu" and q.shape[-1] != cv and q.dtype != torch.float64:
+        # the CPU's flash kernel needs one width for queries, keys and values; with two (AdaAttN: keys of 448-1472
+        # channels, values [v, v²]) PyTorch takes its math path, which forms the whole map (a step of AdaAttN's
+        # training spent 66 % in its bmm). Zero columns change neither q kᵀ nor the values: pad to the wider width.
+        # Not in float64 (the reference checks): there the padded flash kernel was 3e-9 (relative) from the exact
+        # product on AdaAttN's unscaled logits, the math path 1.6e-10
+        width = max(q.shape[-1], cv)
+        q, k = (F.pad(t, (0, width - t.shape[-1])) for t in (q, k))
+        v = F.pad(v, (0, width - cv))
     try:
         if q.device.type == "cuda":
             # CUDA's fused kernels take (B, heads, N, C) only, and flash attention not float32 or C > 256:
@@ -31,8 +41,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float
 
             with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
                 return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)[..., :cv]
     except RuntimeError:  # pragma: no cover - kernel unavailable for this dtype/device
         out = [torch.softmax(torch.bmm(q[:, i:i + chunk], k.transpose(1, 2)) * scale, dim=-1).bmm(v)
                for i in range(0, q.shape[1], chunk)]
-        return torch.cat(out, dim=1)
+        return torch.cat(out, dim=1)[..., :cv]
