@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from safin.runtime.precision import full_precision
 
 
+#: query x key positions from which keys and values of two widths are padded to one (CPU): below it the map is
+#: small and the flash kernel at key widths up to 1472 cost more than the math path (AdaAttN's training test at 32 px
+#: crops: 5.4 s padded, 3.8 s not; at 128 px crops a step took 1.2 s padded, 3.1 s not; Xeon, float32)
+PAD_ABOVE = 1 << 20
+
+
 @full_precision
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float = 1.0,
               memory_efficient: bool = True, chunk: int = 4096) -> torch.Tensor:
@@ -23,12 +29,13 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float
     # silently falls back to the math path, which materialises the whole map (docs/performance.md)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     cv = v.shape[-1]
-    if q.device.type == "cpu" and q.shape[-1] != cv and q.dtype != torch.float64:
+    if (q.device.type == "cpu" and q.shape[-1] != cv and q.dtype != torch.float64
+            and q.shape[1] * k.shape[1] >= PAD_ABOVE):
         # the CPU's flash kernel needs one width for queries, keys and values; with two (AdaAttN: keys of 448-1472
         # channels, values [v, v²]) PyTorch takes its math path, which forms the whole map (a step of AdaAttN's
         # training spent 66 % in its bmm). Zero columns change neither q kᵀ nor the values: pad to the wider width.
         # Not in float64 (the reference checks): there the padded flash kernel was 3e-9 (relative) from the exact
-        # product on AdaAttN's unscaled logits, the math path 1.6e-10
+        # product on AdaAttN's unscaled logits, the math path 1.6e-10. Not for small maps either (PAD_ABOVE)
         width = max(q.shape[-1], cv)
         q, k = (F.pad(t, (0, width - t.shape[-1])) for t in (q, k))
         v = F.pad(v, (0, width - cv))
