@@ -16,8 +16,9 @@ synthetic release files, "their" outputs from the restated reference in float64)
 1.4e-5 of it (WCT; below one 8-bit level), the re-encoded JPEGs identical (PSNR infinite) for SANet and WCT;
 two same-shaped layers swapped: 12.9 dB (SANet's decoder) and 32 dB (WCT's level-4 decoder). What the real
 release gives is what the command prints: not measured here (these machines cannot reach the hosts). pytorch-AdaIN's ``results.png`` and SAFIN's
-``results.jpg`` are grids of differently sized cells with labels: no cell can be cut out reliably, so those
-two methods have no check here (:data:`NO_EVIDENCE` says so).
+``results.jpg`` are grids of differently sized cells with labels, as is AdaAttN's ``picture/picture.png``; StyTR-2
+commits only the paper's figures: no cell can be cut out reliably, so those methods have no check here
+(:data:`NO_EVIDENCE` says so).
 """
 from __future__ import annotations
 
@@ -136,6 +137,8 @@ NO_EVIDENCE = {
     "adain": "pytorch-AdaIN commits its released model's outputs only as results.png, a grid of labelled cells of "
              "different sizes: no cell can be cut out reliably",
     "safin": "SAFIN commits its outputs only as results.jpg, a grid with labels: no cell can be cut out reliably",
+    "adaattn": "AdaAttN commits its outputs only as picture/picture.png, a 627 x 811 grid of about 80 px cells under "
+               "labels (its test inputs are in datasets/): no cell can be cut out reliably",
     "stytr2": "StyTR-2 commits the paper's figures (Figure/), not the outputs of its released model on named inputs",
 }
 

@@ -140,7 +140,8 @@ def test_the_profile_checks_each_import_against_the_authors_own_outputs(pretrain
         v = json.loads((repo / f"outputs/train/{m}/summary.json").read_text())["verify_release"]
         assert v["ran"] and v["passed"] and v["judged"] >= 1 and float(v["worst_psnr_jpeg_db"]) >= v["threshold_db"], v
     assert any(n.startswith("raw.githubusercontent.com/GlebSBrykin/SANET/2dfec14") for n, _ in server.requests)
-    for m, word in (("adain", "results.png"), ("safin", "results.jpg")):
+    for m, word in (("adain", "results.png"), ("safin", "results.jpg"), ("adaattn", "picture/picture.png"),
+                    ("stytr2", "Figure/")):
         v = json.loads((repo / f"outputs/train/{m}/summary.json").read_text())["verify_release"]
         assert not v["ran"] and word in v["why"]
     report = (repo / "reports/report.md").read_text()
