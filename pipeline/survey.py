@@ -119,7 +119,8 @@ def tally_config(params: dict) -> TallyConfig:
     fast = ex.get("min_median_screen_seconds", 2.0)
     return TallyConfig(cfg.methods, list(cfg.questions), n_sets=cfg.n_sets, n_bootstrap=int(s["bootstrap"]),
                        seed=int(s["seed"]), min_regular_fraction=float(ex.get("min_regular_fraction", 0.9)),
-                       min_median_screen_seconds=None if fast is None else float(fast))
+                       min_median_screen_seconds=None if fast is None else float(fast),
+                       model_bootstrap=int(s.get("model_bootstrap", 300)))
 
 
 def registration_parts(params: dict) -> dict:

@@ -13,6 +13,7 @@ from PIL import Image
 from survey.design import StudyConfig, image_hashes, load_plan, make_plan, plan_participant, save_plan
 from survey.study import StudyFrozen, build_study, check_images
 
+from .conftest import REPO
 from .test_survey_server import fake_stylized
 
 CFG = StudyConfig(n_sets=3, n_participants=3, n_attention_checks=1, n_repeats=1)
@@ -310,3 +311,17 @@ def test_a_study_analysed_otherwise_than_registered_gets_no_verdict(tmp_path):
                  if "user study" in v.claim or "Users prefer" in v.claim]
         assert [v.verdict for v in study] == [want, want]
     assert "does not match its preregistration (exclusion_rules: too fast)" in study[0].evidence
+
+
+def test_the_luce_scales_resamples_come_from_params(tmp_path):
+    """survey.model_bootstrap reaches the tally (the ci profile takes 50, every other profile 300)."""
+    import shutil
+
+    from pipeline.params import apply_profile, load_params
+    from pipeline.survey import tally_config
+
+    assert tally_config(load_params(REPO / "params.yaml")).model_bootstrap == 300
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    apply_profile("ci", params, REPO / "profiles")
+    assert tally_config(load_params(params)).model_bootstrap == 50
