@@ -44,7 +44,8 @@ from safin.blocks.encoder import TAPS_1_TO_5, VGG19Encoder
 from safin.blocks.losses import distance, style_loss
 from safin.blocks.statistics import mean_variance_norm
 from safin.io.weights import load_encoder_weights
-from safin.methods import InputError, StyleTransfer, as_one_batch, load_checkpoint, load_into, register
+from safin.methods import (InputError, StyleTransfer, as_one_batch, load_checkpoint, load_into, load_reference_vgg,
+                           register)
 
 D_MODEL = 512        # transformer width = the patch embedding's channels
 HEADS = 8
@@ -248,6 +249,7 @@ class StyTr2(StyleTransfer):
         return {"content": lc, "style": ls, "identity1": lid1, "identity2": lid2, "total": total}
 
     def load_reference(self, decoder, transformer=None, embedding=None, vgg=None, *, our_encoder: bool = False):
+        # our_encoder: the loaders' common keyword; without their VGG StyTr² stylizes as it is (it never runs it)
         """diyiiyiii/StyTR-2's ``decoder_iter_160000.pth``, ``transformer_iter_160000.pth`` and
         ``embedding_iter_160000.pth`` (plain state dicts, keys as ours: their test.py loads them strictly, unrenamed)
         and their ``vgg_normalised.pth`` (the losses' encoder; stylization never runs it, so it may be left out);
@@ -267,8 +269,6 @@ class StyTr2(StyleTransfer):
             state = load_checkpoint(src) if not isinstance(src, dict) else src
             load_into(module, state, f"{src if not isinstance(src, dict) else what}: StyTr² {what}")
         if vgg is not None:
-            from safin.methods import load_reference_vgg
-
             load_reference_vgg(self.encoder, vgg)
             self.reference_encoder = f"the authors' vgg_normalised ({vgg if not isinstance(vgg, dict) else 'state dict'})"
         else:

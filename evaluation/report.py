@@ -307,7 +307,7 @@ def methods_rows(methods: dict[str, dict]) -> list[list[str]]:
             for name, m in methods.items()]
 
 
-def beyond_note(summary: dict, beyond: list[Verdict]) -> str:
+def beyond_note(summary: dict) -> str:
     """What the "Beyond the paper" section holds: which rivals this run measured beside SAFIN, which it did not."""
     measured = set(summary.get("metrics") or {})
     inside = [label for m, label in RIVALS.items() if m in measured]
@@ -364,8 +364,8 @@ def build_report(*, params: dict, summary_path: Path, claims: list[Verdict], fig
     seed_header, seed_rows = seeds_rows(summary)
     claim_header = ["claim", "paper", "evidence", "verdict"]
     claim_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in claims]
-    beyond = list(beyond or [])
-    beyond_text = beyond_note(summary, beyond)
+    beyond = beyond or []
+    beyond_text = beyond_note(summary)
     beyond_header = ["claim", "source", "evidence", "verdict"]
     beyond_rows = [[c.claim, c.source, c.evidence, c.verdict] for c in beyond]
     definitions = [[k, v] for k, v in DESCRIPTION.items() if k in (summary.get("definitions") or DESCRIPTION)]

@@ -145,6 +145,10 @@ class StyleTransfer(nn.Module):
     def trainable(self) -> Iterable[nn.Parameter]:
         raise NotImplementedError
 
+    #: optional: ``lr_factor(step, lr_decay) -> float``, the factor of the base lr at a step, for a method whose
+    #: reference has its own schedule (StyTr²'s warm-up); None: the trainer's lr / (1 + lr_decay * step)
+    lr_factor: ClassVar[Callable[[int, float], float] | None] = None
+
     # --- provided ---------------------------------------------------------------------------------
     #: inference compute settings (see :meth:`set_compute`); the defaults are plain float32, NCHW
     compute_dtype: torch.dtype = torch.float32

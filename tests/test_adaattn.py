@@ -16,7 +16,7 @@ from safin.methods import InputError
 
 from .conftest import REPO, safin
 from .release_files import write_release
-from .test_release_forward import ENC_SLICES, VGG, normalise, rel_diff, run_sequential
+from .test_release_forward import encode_slices, normalise, rel_diff
 from .test_training import config, losses, tiny_data  # noqa: F401  (fixture)
 
 SAMPLE = REPO / "data" / "sample"
@@ -42,8 +42,9 @@ def test_is_a_built_in_method_with_the_released_layout():
     assert not any(p is q for p in model.trainable() for q in model.encoder.parameters())
 
 
-def test_odd_sizes_alpha_and_several_styles():
-    model = _model()
+def check_sizes_alpha_and_styles(model) -> None:
+    """The one interface's promises on a float64 model: an odd-sized content and a style of another size give an image
+    of the content's size; alpha 0 differs from 1; a zero weight leaves the other style alone; masks mix two styles."""
     gen = torch.Generator().manual_seed(1)
     content = torch.rand(1, 3, 50, 70, generator=gen, dtype=torch.float64)
     s1, s2 = (torch.rand(1, 3, 48, 64, generator=gen, dtype=torch.float64) for _ in range(2))
@@ -57,6 +58,10 @@ def test_odd_sizes_alpha_and_several_styles():
         masks[0, :, :35], masks[1, :, 35:] = 1, 1
         both = model(content, [s1, s2], masks=masks, clamp=False)
         assert torch.isfinite(both).all() and rel_diff(both, out) > 1e-3
+
+
+def test_odd_sizes_alpha_and_several_styles():
+    check_sizes_alpha_and_styles(_model())
 
 
 def _reference_local_loss(c_feats, s_feats, out_feats, limit, seed):
@@ -103,13 +108,7 @@ def test_local_and_global_losses_match_the_reference_formulas(tmp_path):
     torch.manual_seed(11)
     seed = int(torch.randint(10_000_000, (1,)))  # the step's seed, drawn as the model draws it
     vgg = {k: v.double() for k, v in torch.load(files["vgg_normalised.pth"], weights_only=True).items()}
-
-    def encode(x):
-        feats = []
-        for start, stop in ENC_SLICES:
-            x = run_sequential(VGG, vgg, x, start, stop)
-            feats.append(x)
-        return feats
+    encode = lambda x: encode_slices(vgg, x)  # noqa: E731
 
     with torch.no_grad():
         cf, sf = encode(content), encode(style)

@@ -300,6 +300,16 @@ def reference_wct(folder: Path, content, style):
 # seed 6666) and models/networks.py (calc_mean_std, mean_variance_norm, AdaAttN, Transformer, Decoder)
 
 ENC_SLICES = ((0, 4), (4, 11), (11, 18), (18, 31), (31, 44))   # relu1_1 .. relu5_1
+
+
+def encode_slices(vgg: dict, x) -> list:
+    """``encode_with_intermediate`` (AdaAttN, StyTR-2, as SANET's): the VGG Sequential's enc_1..enc_5 slices in
+    turn, relu1_1 .. relu5_1."""
+    feats = []
+    for start, stop in ENC_SLICES:
+        x = run_sequential(VGG, vgg, x, start, stop)
+        feats.append(x)
+    return feats
 ADAATTN_DECODER_1 = _kinds("PCRU")
 ADAATTN_DECODER_2 = _kinds("PCR PCR PCR PCR U PCR PCR U PCR PC")
 
@@ -309,13 +319,7 @@ def reference_adaattn(files: dict[str, Path], content, style, max_sample_3=64 * 
     tr = load_pth(files["latest_net_transformer.pth"])
     a3 = load_pth(files["latest_net_adaattn_3.pth"])
     vgg = load_pth(files["vgg_normalised.pth"])
-
-    def encode(x):
-        feats = []
-        for start, stop in ENC_SLICES:
-            x = run_sequential(VGG, vgg, x, start, stop)
-            feats.append(x)
-        return feats
+    encode = lambda x: encode_slices(vgg, x)  # noqa: E731
 
     def get_key(feats, last):  # shallow layers: each shallower map resized by F.interpolate's default, normalised
         h, w = feats[last].shape[2:]

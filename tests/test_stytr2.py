@@ -15,7 +15,8 @@ from safin.training.checkpoints import listed
 
 from .conftest import REPO, safin
 from .release_files import _adain_decoder, stytr2_embedding, stytr2_transformer, write_release
-from .test_release_forward import ENC_SLICES, VGG, normalise, reference_stytr2, rel_diff, run_sequential
+from .test_adaattn import check_sizes_alpha_and_styles
+from .test_release_forward import encode_slices, normalise, reference_stytr2
 from .test_training import config, tiny_data  # noqa: F401  (fixture)
 
 SAMPLE = REPO / "data" / "sample"
@@ -44,20 +45,7 @@ def test_is_a_built_in_method_with_the_released_layout():
 def test_sizes_the_reference_cannot_run_alpha_and_several_styles():
     """Non-square contents and styles of another size (the reference's CAPE needs the style's grid to be the
     content's, and its reshape a square grid); alpha, weights and masks."""
-    model = _model()
-    gen = torch.Generator().manual_seed(1)
-    content = torch.rand(1, 3, 50, 70, generator=gen, dtype=torch.float64)
-    s1, s2 = (torch.rand(1, 3, 48, 64, generator=gen, dtype=torch.float64) for _ in range(2))
-    with torch.inference_mode():
-        out = model(content, s1, clamp=False)
-        assert out.shape == content.shape and torch.isfinite(out).all()
-        assert rel_diff(model(content, s1, alpha=0.0, clamp=False), out) > 1e-3
-        mixed = model(content, [s1, s2], weights=[1.0, 0.0], clamp=False)
-        assert rel_diff(mixed, out) < 1e-9  # a zero weight leaves the other style alone
-        masks = torch.zeros(2, 50, 70, dtype=torch.float64)
-        masks[0, :, :35], masks[1, :, 35:] = 1, 1
-        both = model(content, [s1, s2], masks=masks, clamp=False)
-        assert torch.isfinite(both).all() and rel_diff(both, out) > 1e-3
+    check_sizes_alpha_and_styles(_model())
 
 
 def test_losses_match_the_reference_formulas(tmp_path):
@@ -69,13 +57,7 @@ def test_losses_match_the_reference_formulas(tmp_path):
     content, style = (torch.rand(2, 3, 32, 32, generator=gen, dtype=torch.float64) for _ in range(2))
     got = model.losses(content, style)
     vgg = {k: v.double() for k, v in torch.load(files["vgg_normalised.pth"], weights_only=True).items()}
-
-    def encode(x):
-        feats = []
-        for start, stop in ENC_SLICES:
-            x = run_sequential(VGG, vgg, x, start, stop)
-            feats.append(x)
-        return feats
+    encode = lambda x: encode_slices(vgg, x)  # noqa: E731
 
     def mean_std(x):
         return x.flatten(2).mean(2), (x.flatten(2).var(2) + 1e-5).sqrt()

@@ -152,7 +152,7 @@ class Trainer:
         self.opt = torch.optim.Adam(list(model.trainable()), lr=cfg.lr, fused=self.cuda or None)
         # the reference's lr / (1 + lr_decay * i), or the method's own schedule where its reference has one (StyTr²:
         # a warm-up, then the decay): a factor of cfg.lr at step i
-        factor = getattr(model, "lr_factor", None)
+        factor = getattr(model, "lr_factor", None)  # StyleTransfer.lr_factor; a duck-typed plugin may lack it
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, (lambda i: factor(i, cfg.lr_decay)) if factor else (lambda i: 1.0 / (1.0 + cfg.lr_decay * i)))
 
